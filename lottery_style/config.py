@@ -1,0 +1,167 @@
+"""Typed schemas for every config group, registered in Hydra's ConfigStore.
+
+The YAML files under ``conf/`` hold the values a user changes; these dataclasses
+hold the shape, so that a misspelled key, a wrong type or an unknown enum value
+fails while Hydra composes the config, before any model or data is touched.
+Each architecture's own schema (its loss weights and options) lives beside its
+module and is registered from the model registry.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class WeightSource(str, enum.Enum):
+    """Where the encoder's (and loss VGG's) weights come from."""
+
+    auto = "auto"
+    normalised = "normalised"  # a local vgg_normalised.pth
+    torchvision = "torchvision"  # torchvision's ImageNet VGG-19 weights
+    random = "random"
+
+
+class OptimizerName(str, enum.Enum):
+    adam = "adam"
+    adamw = "adamw"
+    sgd = "sgd"
+
+
+class Method(str, enum.Enum):
+    """How each round's mask and starting weights are made."""
+
+    imp = "imp"
+    random_prune = "random_prune"
+    random_reinit = "random_reinit"
+    oneshot = "oneshot"
+    dense = "dense"
+
+
+class Rewind(str, enum.Enum):
+    """Where survivors restart: initialisation, step k of round 0, or where they ended."""
+
+    init = "init"
+    step = "step"
+    none = "none"
+
+
+class Part(str, enum.Enum):
+    encoder = "encoder"
+    transform = "transform"
+    decoder = "decoder"
+
+
+@dataclass
+class EncoderConfig:
+    weights: WeightSource = WeightSource.auto
+    path: Optional[str] = None  # a vgg_normalised.pth
+    ceil_mode: Optional[bool] = None  # None: the layout's own (normalised: ceil, torchvision: floor)
+
+
+@dataclass
+class OptimizerConfig:
+    name: OptimizerName = OptimizerName.adam
+    lr: float = 1e-4
+    lr_decay: float = 5e-5  # lr_i = lr / (1 + lr_decay * i), every iteration
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # SGD only
+
+
+@dataclass
+class ModelConfig:
+    """Fields every architecture has; subclasses add ``loss_weights`` and options."""
+
+    name: str = MISSING
+    train_encoder: bool = True  # the paper's "+" models
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+
+
+@dataclass
+class PruningConfig:
+    method: Method = Method.imp
+    rate: float = 0.2  # fraction of the remaining weights pruned per round
+    rounds: int = 3  # pruning rounds after the dense round 0
+    target_sparsity: Optional[float] = None  # overrides rounds: prune at `rate` until reached
+    sparsities: Optional[list[float]] = None  # overrides both: explicit sparsity of each round
+    scope: list[Part] = field(default_factory=lambda: [Part.encoder, Part.transform, Part.decoder])
+    layerwise: bool = False  # rank each layer on its own instead of one global pool (the paper)
+    rewind: Rewind = Rewind.init
+    rewind_step: int = 0  # k for rewind=step: weights after k steps of round 0
+    lr_rewind: bool = True  # restart the LR schedule every round (else it continues)
+    source_run: Optional[str] = None  # controls: take masks / per-layer counts from this IMP run
+    matching_tolerance: float = 0.0  # relative margin: matching if E <= E_dense * (1 + tol)
+    seed: int = 0  # random masks and re-initialisations
+
+
+@dataclass
+class DataConfig:
+    name: str = "sample"
+    content_dir: Optional[str] = None  # None: the bundled sample content images
+    style_dir: Optional[str] = None
+    load_size: int = 512  # square resize before the crop, as the reference ports
+    crop_size: int = 256
+    batch_size: int = 8
+    num_workers: int = 0
+    eval_contents: int = 4  # fixed held-out pairs: contents x styles (paper: 40 x 100)
+    eval_styles: int = 4
+    eval_size: int = 256
+    eval_batch_size: int = 8
+    grid_pairs: int = 4  # pairs shown in the PNG grid of each round
+    seed: int = 1234  # which files form the fixed evaluation pairs
+
+
+@dataclass
+class HardwareConfig:
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_nodes: int = 1
+    matmul_precision: Optional[str] = None  # torch.set_float32_matmul_precision on GPUs
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "csv"
+    project: str = "lottery-style"
+    entity: Optional[str] = None
+    mode: Optional[str] = None  # wandb: online/offline; None = online when an API key exists
+    log_grid: bool = True
+    log_artifacts: bool = True
+
+
+@dataclass
+class TrainingConfig:
+    steps: int = 160_000  # optimizer steps per round (the paper's N)
+    checkpoint_every: int = 1_000  # steps between resumable checkpoints
+    log_every: int = 50
+    progress_bar: bool = True
+
+
+@dataclass
+class TrainConfig:
+    model: Any = MISSING
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    experiment_name: str = "default"
+    seed: int = 0
+    output_dir: str = MISSING
+
+
+def register_configs() -> None:
+    """Store the root schema and every registered model's schema (the ``model`` group is typed per model)."""
+    from lottery_style.models.registry import MODEL_REGISTRY
+
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    for name, entry in MODEL_REGISTRY.items():
+        cs.store(group="model", name=f"{name}_schema", node=entry.config)

@@ -1,0 +1,61 @@
+"""AdaIN (Huang & Belongie 2017): a parameter-free transform at relu4_1 (MODELS.md 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from lottery_style.config import ModelConfig
+from lottery_style.models.base import Losses, StyleTransferModule
+from lottery_style.models.registry import register_model
+from lottery_style.models.stats import adain, mean_std_loss, mse_per_sample
+
+
+@dataclass
+class AdaINLossWeights:
+    content: float = 1.0
+    style: float = 10.0
+
+
+@dataclass
+class AdaINConfig(ModelConfig):
+    name: str = "adain"
+    loss_weights: AdaINLossWeights = field(default_factory=AdaINLossWeights)
+
+
+@register_model("adain", config=AdaINConfig)
+class AdaIN(StyleTransferModule):
+    """AdaIN with a trainable decoder (and encoder in "+" mode).
+
+    The content target is AdaIN(loss VGG(content), loss VGG(style)) rather than
+    the encoder's own t: with a frozen encoder the two are the same tensor (the
+    references' computation), and with a trained encoder the target stays fixed
+    instead of moving with the weights being trained.
+    """
+
+    def build_transform(self) -> nn.Module:
+        return nn.ModuleDict()  # parameter-free
+
+    def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
+        content_feat = self.encoder(content)[-1]
+        t = adain(content_feat, self.encoder(style)[-1])
+        return self.decoder(alpha * t + (1 - alpha) * content_feat)
+
+    def losses(self, content: Tensor, style: Tensor) -> Losses:
+        style_feats = self.encoder(style)
+        t = adain(self.encoder(content)[-1], style_feats[-1])
+        stylized = self.decoder(t)
+        out_feats = self.loss_features(stylized)
+        if self.loss_net is None:
+            target_t, target_style = t.detach(), [f.detach() for f in style_feats]
+        else:
+            with torch.no_grad():
+                target_style = self.loss_net(style)
+                target_t = adain(self.loss_net(content)[-1], target_style[-1])
+        terms = {
+            "content": mse_per_sample(out_feats[-1], target_t),
+            "style": mean_std_loss(out_feats, target_style),
+        }
+        return Losses(terms=terms, stylized=stylized)

@@ -1,0 +1,163 @@
+"""The LightningModule every architecture extends.
+
+An architecture only says what differs: its transform, its decoder if not the
+standard mirror, how it stylizes and which loss terms it has. Everything the
+lottery engine relies on lives here once: the trainable encoder ("+" models),
+the frozen loss VGG kept apart from it so that training the encoder cannot
+game its own loss, the optimizer with the references' inverse LR decay, the
+weighted loss, the test error E of the paper and the prunable weights grouped
+by part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+from lightning.pytorch import LightningModule
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from lottery_style.models.decoder import MirrorDecoder
+from lottery_style.models.vgg import VGGEncoder, build_encoder, resolve_weight_source
+
+PARTS = ("encoder", "transform", "decoder")
+
+
+class Losses(NamedTuple):
+    """Unweighted per-sample loss terms (each ``[B]``) and the stylized batch they were computed on."""
+
+    terms: dict[str, Tensor]
+    stylized: Tensor
+
+
+class StyleTransferModule(LightningModule):
+    """Encoder -> transform -> decoder, trained on content/style pairs.
+
+    Subclasses set ``encoder_depth`` (relu levels the encoder extracts),
+    ``loss_depth`` (relu levels of the loss VGG) and the error groups, and
+    implement :meth:`build_transform`, :meth:`stylize` and :meth:`losses`.
+    """
+
+    encoder_depth: ClassVar[int] = 4
+    loss_depth: ClassVar[int] = 4
+    # Which loss terms add up to the paper's E_content and E_style (MODELS.md 8).
+    content_error_terms: ClassVar[tuple[str, ...]] = ("content",)
+    style_error_terms: ClassVar[tuple[str, ...]] = ("style",)
+
+    def __init__(self, cfg: DictConfig | Mapping[str, Any]):
+        super().__init__()
+        cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
+        self.cfg = cfg
+        self.save_hyperparameters({"model": OmegaConf.to_container(cfg, resolve=True)})
+        self.weight_source = resolve_weight_source(cfg.encoder.weights, cfg.encoder.path)
+        self.encoder, self.loss_net = self._build_vggs()
+        self.transform = self.build_transform()
+        self.decoder = self.build_decoder()
+        self.loss_weights: dict[str, float] = dict(cfg.loss_weights)
+        # Steps already taken by the LR schedule before this fit (no LR rewinding).
+        self.lr_step_offset = 0
+
+    # ----------------------------------------------------------- architecture
+    def _build_vggs(self) -> tuple[VGGEncoder, VGGEncoder | None]:
+        """The encoder and, when it differs from it, a frozen loss VGG with the same starting weights."""
+        depth = max(self.encoder_depth, self.loss_depth)
+        full = build_encoder(self.weight_source, depth, self.cfg.encoder.path, self.cfg.encoder.ceil_mode)
+        encoder = self._truncated(full, self.encoder_depth)
+        if not self.cfg.train_encoder:
+            encoder.requires_grad_(False)
+            if self.loss_depth == self.encoder_depth:
+                return encoder, None  # frozen encoder is the loss net, exactly as the references
+        loss_net = self._truncated(full, self.loss_depth).requires_grad_(False)
+        return encoder, loss_net
+
+    def _truncated(self, full: VGGEncoder, depth: int) -> VGGEncoder:
+        vgg = VGGEncoder(full.layout, depth, self.cfg.encoder.ceil_mode)
+        vgg.load_layout_state_dict(full.body.state_dict(), "the shared VGG")
+        return vgg
+
+    def build_transform(self) -> nn.Module:
+        """The feature transformation module (an empty container when parameter-free)."""
+        raise NotImplementedError
+
+    def build_decoder(self) -> nn.Module:
+        return MirrorDecoder(level=4)
+
+    def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
+        """Images in [0,1] -> stylized image (unclamped); ``alpha`` blends with the content features."""
+        raise NotImplementedError
+
+    def losses(self, content: Tensor, style: Tensor) -> Losses:
+        """Every unweighted loss term per sample, named as in the model's ``loss_weights``."""
+        raise NotImplementedError
+
+    def loss_features(self, image: Tensor) -> list[Tensor]:
+        """Features of the frozen loss VGG (relu1_1 .. relu``loss_depth``_1)."""
+        net = self.loss_net if self.loss_net is not None else self.encoder
+        return net(image)
+
+    # ---------------------------------------------------------------- pruning
+    def prunable_weights(self) -> dict[str, dict[str, nn.Parameter]]:
+        """Conv/linear weights by part, keyed by their name in ``named_parameters``.
+
+        Biases, norm parameters and the fixed 1x1 input conv are left out: they
+        are a negligible share of the weights and pruning the input conv would
+        break the input normalisation.
+        """
+        fixed = {f"encoder.{name}" for name in self.encoder.fixed_parameter_names}
+        groups: dict[str, dict[str, nn.Parameter]] = {part: {} for part in PARTS}
+        for part in PARTS:
+            for name, param in getattr(self, part).named_parameters():
+                full_name = f"{part}.{name}"
+                if param.dim() > 1 and name.endswith("weight") and full_name not in fixed:
+                    groups[part][full_name] = param
+        return groups
+
+    # --------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        terms = self.losses(batch["content"], batch["style"]).terms
+        loss = self.weighted_loss(terms)
+        self.log_dict({f"train/{name}": value.mean() for name, value in terms.items()})
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def weighted_loss(self, terms: Mapping[str, Tensor]) -> Tensor:
+        unknown = set(terms) - set(self.loss_weights)
+        if unknown:
+            raise KeyError(f"loss terms {sorted(unknown)} have no weight in model.loss_weights")
+        return sum(self.loss_weights[name] * value.mean() for name, value in terms.items())
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt_cfg = self.cfg.optimizer
+        params = self.trainable_parameters()
+        name = str(getattr(opt_cfg.name, "value", opt_cfg.name))
+        if name == "adam":
+            optimizer = torch.optim.Adam(params, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
+        elif name == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
+        elif name == "sgd":
+            optimizer = torch.optim.SGD(
+                params, lr=opt_cfg.lr, momentum=opt_cfg.momentum, weight_decay=opt_cfg.weight_decay
+            )
+        else:
+            raise ValueError(f"model.optimizer.name={name!r} is unknown: expected adam, adamw or sgd")
+        decay, offset = float(opt_cfg.lr_decay), self.lr_step_offset
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1.0 + decay * (step + offset)))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def test_errors(self, content: Tensor, style: Tensor) -> dict[str, Tensor]:
+        """The paper's per-pair errors: E_content, E_style, E = sum, plus SSIM(output, content)."""
+        result = self.losses(content, style)
+        e_content = sum(result.terms[name] for name in self.content_error_terms)
+        e_style = sum(result.terms[name] for name in self.style_error_terms)
+        ssim = structural_similarity_index_measure(
+            result.stylized.clamp(0, 1).float(), content.float(), data_range=1.0, reduction="none"
+        )
+        return {"E_content": e_content, "E_style": e_style, "E": e_content + e_style, "ssim": ssim}

@@ -1,0 +1,206 @@
+"""The VGG-19 encoder and its weight sources.
+
+Two layouts exist because the references and torchvision disagree on almost
+everything but the conv shapes (MODELS.md 0.1): the ``normalised`` layout of
+``vgg_normalised.pth`` (a fixed 1x1 preprocessing conv, reflection padding,
+ceil-mode pooling, taps 3/10/17/30/43) and torchvision's ``vgg19().features``
+(ImageNet normalisation outside the net, zero padding, floor pooling, taps
+1/6/11/20/29). Module indices follow each layout exactly so that state dicts
+load without renaming.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from lottery_style.config import WeightSource
+
+log = logging.getLogger(__name__)
+
+# Output channels of every 3x3 conv, grouped by VGG block; None marks a pool.
+VGG19_PLAN: tuple[int | None, ...] = (
+    64, 64, None, 128, 128, None, 256, 256, 256, 256, None,
+    512, 512, 512, 512, None, 512, 512, 512, 512,
+)  # fmt: skip
+
+# Fixed preprocessing of the normalised layout: RGB in [0,1] -> BGR*255 - Caffe mean.
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Layout(str, enum.Enum):
+    normalised = "normalised"
+    torchvision = "torchvision"
+
+
+class WeightsError(ValueError):
+    """A weights file that does not fit the encoder layout."""
+
+
+def _normalised_layers(ceil_mode: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(3, 3, kernel_size=1)]
+    in_ch = 3
+    for out_ch in VGG19_PLAN:
+        if out_ch is None:
+            layers.append(nn.MaxPool2d(2, 2, ceil_mode=ceil_mode))
+            continue
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(in_ch, out_ch, 3), nn.ReLU()]
+        in_ch = out_ch
+    return layers
+
+
+def _torchvision_layers(ceil_mode: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    in_ch = 3
+    for out_ch in VGG19_PLAN:
+        if out_ch is None:
+            layers.append(nn.MaxPool2d(2, 2, ceil_mode=ceil_mode))
+            continue
+        layers += [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.ReLU()]
+        in_ch = out_ch
+    return layers
+
+
+def relu_taps(layout: Layout) -> tuple[int, ...]:
+    """Module indices of relu1_1 .. relu5_1 in a layout."""
+    layers = _normalised_layers(True) if layout is Layout.normalised else _torchvision_layers(False)
+    taps, in_block_start = [], True
+    for index, module in enumerate(layers):
+        if isinstance(module, nn.MaxPool2d):
+            in_block_start = True
+        elif isinstance(module, nn.ReLU) and in_block_start:
+            taps.append(index)
+            in_block_start = False
+    return tuple(taps)
+
+
+class VGGEncoder(nn.Module):
+    """VGG-19 truncated at relu``depth``_1; ``forward`` returns every relu k_1 up to it."""
+
+    def __init__(self, layout: Layout | str = Layout.normalised, depth: int = 4, ceil_mode: bool | None = None):
+        super().__init__()
+        self.layout = Layout(layout)
+        if not 1 <= depth <= 5:
+            raise ValueError(f"encoder depth {depth} is invalid: expected 1..5 (relu1_1..relu5_1)")
+        self.depth = depth
+        if ceil_mode is None:
+            ceil_mode = self.layout is Layout.normalised
+        build = _normalised_layers if self.layout is Layout.normalised else _torchvision_layers
+        self.taps = relu_taps(self.layout)[:depth]
+        self.body = nn.Sequential(*build(ceil_mode)[: self.taps[-1] + 1])
+        if self.layout is Layout.normalised:
+            self._set_preprocessing()
+        else:
+            self.register_buffer("input_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("input_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def _set_preprocessing(self) -> None:
+        """The 1x1 conv is input normalisation, not a learned layer: fix and freeze it."""
+        conv = self.body[0]
+        with torch.no_grad():
+            conv.weight.copy_(torch.flip(torch.eye(3), dims=[0]).view(3, 3, 1, 1) * 255.0)
+            conv.bias.copy_(-torch.tensor(CAFFE_BGR_MEAN))
+        conv.requires_grad_(False)
+
+    @property
+    def fixed_parameter_names(self) -> set[str]:
+        """Parameters that are preprocessing, never trained or pruned."""
+        return {"body.0.weight", "body.0.bias"} if self.layout is Layout.normalised else set()
+
+    def prunable_weights(self) -> dict[str, nn.Parameter]:
+        """Conv weights, excluding the fixed 1x1 preprocessing conv."""
+        return {
+            name: param
+            for name, param in self.named_parameters()
+            if name.endswith("weight") and param.dim() > 1 and name not in self.fixed_parameter_names
+        }
+
+    def forward(self, image: Tensor) -> list[Tensor]:
+        x = image if self.layout is Layout.normalised else (image - self.input_mean) / self.input_std
+        features, start = [], 0
+        for tap in self.taps:
+            x = self.body[start : tap + 1](x)
+            features.append(x)
+            start = tap + 1
+        return features
+
+    def load_layout_state_dict(self, state: dict[str, Tensor], source: str) -> None:
+        """Load a full-VGG state dict in this layout's indexing, ignoring layers past the truncation.
+
+        A file of another layout or a truncated file fails with the missing keys named,
+        because a silently half-loaded encoder ruins every loss downstream.
+        """
+        own = self.body.state_dict()
+        missing = [key for key in own if key not in state]
+        if missing:
+            shown = ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else "")
+            raise WeightsError(
+                f"{source} does not fit the {self.layout.value} VGG layout: missing keys {shown} "
+                f"(found {len(state)} keys, e.g. {', '.join(list(state)[:3])})"
+            )
+        wrong = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
+        if wrong:
+            k = wrong[0]
+            raise WeightsError(
+                f"{source} has shape {tuple(state[k].shape)} for key {k}, expected {tuple(own[k].shape)}"
+            )
+        self.body.load_state_dict({k: state[k] for k in own})
+        if self.layout is Layout.normalised:
+            self.body[0].requires_grad_(False)
+
+
+def torchvision_weights_cached() -> bool:
+    """True when torchvision's VGG-19 ImageNet weights are already on disk (no download)."""
+    from torchvision.models import VGG19_Weights
+
+    filename = Path(VGG19_Weights.IMAGENET1K_V1.url).name
+    return (Path(torch.hub.get_dir()) / "checkpoints" / filename).is_file()
+
+
+def resolve_weight_source(source: WeightSource | str, path: str | None) -> WeightSource:
+    """Turn ``auto`` into a concrete source: a local file, cached torchvision weights, else random."""
+    source = WeightSource(source)
+    if source is not WeightSource.auto:
+        return source
+    if path and Path(path).expanduser().is_file():
+        return WeightSource.normalised
+    if torchvision_weights_cached():
+        return WeightSource.torchvision
+    message = (
+        "NO PRETRAINED VGG WEIGHTS FOUND: the encoder and loss network use RANDOM weights. "
+        "Results are not comparable with the paper. Set model.encoder.path to vgg_normalised.pth "
+        "or model.encoder.weights=torchvision."
+    )
+    warnings.warn(message, stacklevel=2)
+    log.warning(message)
+    return WeightSource.random
+
+
+def build_encoder(source: WeightSource | str, depth: int, path: str | None = None, ceil_mode: bool | None = None) -> VGGEncoder:
+    """An encoder with weights from a concrete (already resolved) source."""
+    source = WeightSource(source)
+    if source is WeightSource.auto:
+        raise ValueError("resolve the 'auto' weight source first (resolve_weight_source)")
+    layout = Layout.torchvision if source is WeightSource.torchvision else Layout.normalised
+    encoder = VGGEncoder(layout, depth, ceil_mode)
+    if source is WeightSource.normalised:
+        if not path:
+            raise WeightsError("model.encoder.weights=normalised needs model.encoder.path (a vgg_normalised.pth)")
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise WeightsError(f"VGG weights file {file} does not exist: expected a vgg_normalised.pth")
+        state = torch.load(file, map_location="cpu", weights_only=True)
+        encoder.load_layout_state_dict(state, str(file))
+    elif source is WeightSource.torchvision:
+        from torchvision.models import VGG19_Weights, vgg19
+
+        features = vgg19(weights=VGG19_Weights.IMAGENET1K_V1).features
+        encoder.load_layout_state_dict(features.state_dict(), "torchvision VGG19_Weights.IMAGENET1K_V1")
+    return encoder
