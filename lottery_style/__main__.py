@@ -1,0 +1,3 @@
+from lottery_style.cli import main
+
+main()

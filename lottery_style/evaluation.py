@@ -1,0 +1,59 @@
+"""The paper's test error on the fixed held-out pairs, and the stylized grid of a round.
+
+Evaluation runs outside the Trainer on purpose: every DDP rank computes the
+same numbers on the same fixed pairs, so the decisions that follow (the next
+round's mask, the verdict) cannot differ between ranks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+from lottery_style.models.base import StyleTransferModule
+
+
+def evaluation_device(accelerator: str) -> torch.device:
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def evaluate(model: StyleTransferModule, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict:
+    """Mean E_content, E_style, E and SSIM over all pairs, the std of per-pair E and the per-pair values."""
+    was_training = model.training
+    model.eval().to(device)
+    per_pair: dict[str, list[Tensor]] = {}
+    for batch in batches:
+        errors = model.test_errors(batch["content"].to(device), batch["style"].to(device))
+        for key, value in errors.items():
+            per_pair.setdefault(key, []).append(value.float().cpu())
+    model.train(was_training)
+    values = {key: torch.cat(chunks) for key, chunks in per_pair.items()}
+    if not values:
+        raise ValueError("the evaluation set is empty: expected at least one content/style pair")
+    result = {key: float(value.mean()) for key, value in values.items()}
+    result["E_std"] = float(values["E"].std(unbiased=False))
+    result["per_pair_E"] = [float(v) for v in values["E"]]
+    return result
+
+
+@torch.no_grad()
+def save_grid(model: StyleTransferModule, batch: dict[str, Tensor], path: Path, device: torch.device) -> Path:
+    """One row per pair: content | style | output."""
+    was_training = model.training
+    model.eval().to(device)
+    content, style = batch["content"].to(device), batch["style"].to(device)
+    output = model.stylize(content, style).clamp(0, 1)
+    model.train(was_training)
+    rows = torch.stack([content, style, output], dim=1).flatten(0, 1).cpu()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    save_image(make_grid(rows, nrow=3, padding=2), tmp)
+    tmp.replace(path)
+    return path

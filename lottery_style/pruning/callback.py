@@ -1,0 +1,100 @@
+"""The Lightning side of pruning: keep a fit's masks enforced and capture the rewind point.
+
+Lightning's own ``ModelPruning`` and ``torch.nn.utils.prune`` are not used (see
+PITFALLS.md): the masks here are plain bool tensors held by this callback, the
+parameters keep their names, and the state travels in Lightning checkpoints so
+that a resumed fit continues with the same masks and rewind point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import Tensor
+
+from lottery_style.pruning.masks import Masks, apply_masks
+
+REWOUND_PARTS = ("encoder.", "transform.", "decoder.")
+
+
+def trainable_state(module: torch.nn.Module) -> dict[str, Tensor]:
+    """A detached copy of the weights a rewind restores (the frozen loss VGG never changes)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items() if k.startswith(REWOUND_PARTS)}
+
+
+class MaskCallback(Callback):
+    """Holds the masks of one fit and, in round 0, records the rewind point at step ``rewind_step``.
+
+    Pruned weights stay exactly zero: gradients are masked before every
+    optimizer step (so Adam's moments of pruned entries stay zero) and the
+    weights are masked again right after it (weight decay or momentum cannot
+    revive them).
+    """
+
+    def __init__(self, masks: Masks, rewind_step: int | None = None):
+        self.masks = masks
+        self.rewind_step = rewind_step
+        self.rewind_point: dict[str, Tensor] | None = None
+        self._hooks: list[Any] = []
+        self._params: dict[str, torch.nn.Parameter] = {}
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if trainer.world_size > 1:
+            # Every rank computed the same masks, but rank 0's copy is the one that is recorded.
+            self.masks = trainer.strategy.broadcast(self.masks, src=0)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        named = dict(pl_module.named_parameters())
+        unknown = sorted(set(self.masks) - set(named))
+        if unknown:
+            raise KeyError(f"masks name parameters the model does not have: {unknown[:5]}")
+        self._params = {name: named[name] for name in self.masks}
+        self.masks = {name: mask.to(self._params[name].device) for name, mask in self.masks.items()}
+        apply_masks(self._params, self.masks)
+        self._hooks = [opt.register_step_post_hook(self._after_step) for opt in trainer.optimizers]
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        apply_masks(self._params, self.masks)
+
+    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
+        for name, mask in self.masks.items():
+            grad = self._params[name].grad
+            if grad is not None:
+                grad.mul_(mask)
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        if self.rewind_step is not None and self.rewind_point is None and trainer.global_step == self.rewind_step:
+            self.rewind_point = trainable_state(pl_module)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        if self.rewind_step is not None and self.rewind_point is None and trainer.global_step == self.rewind_step:
+            self.rewind_point = trainable_state(pl_module)  # rewind step == the round's last step
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "masks": {name: mask.cpu() for name, mask in self.masks.items()},
+            "rewind_step": self.rewind_step,
+            "rewind_point": self.rewind_point,
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        self.masks = dict(state_dict["masks"])
+        self.rewind_step = state_dict["rewind_step"]
+        self.rewind_point = state_dict["rewind_point"]
+
+
+class EpochSeed(Callback):
+    """Reseed torch at every epoch start so a fit resumed from an epoch-end checkpoint draws the
+    same random numbers (noise, permutations) as an uninterrupted one."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        torch.manual_seed(self.seed * 100_003 + trainer.current_epoch)

@@ -1,0 +1,62 @@
+"""Entry point: ``python -m lottery_style.train [overrides]`` or ``lottery-style [overrides]``.
+
+The config directory is the repository's top-level ``conf/`` (found from this
+file, so the command works from any directory with an editable install).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lottery_style.config import register_configs
+from lottery_style.data.images import DataError
+from lottery_style.lottery import LotteryRun
+from lottery_style.models.vgg import WeightsError
+from lottery_style.validation import ConfigError, check_config
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+log = logging.getLogger(__name__)
+
+
+def run_id(*nodes: Any) -> str:
+    """A short hash of the config sections that define a run, naming its output folder.
+
+    The same command maps to the same folder, which is what makes a rerun resume
+    instead of starting over; any change to model, pruning, data or training
+    gives a new folder.
+    """
+    plain = [OmegaConf.to_container(n, resolve=True, enum_to_str=True) if isinstance(n, DictConfig) else n for n in nodes]
+    return hashlib.sha1(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+OmegaConf.register_new_resolver("run_id", run_id, replace=True)
+register_configs()
+
+
+def train(cfg: DictConfig) -> float:
+    """Run the configured IMP run (or control); return the extreme sparsity, the metric a sweeper maximises."""
+    check_config(cfg)
+    if cfg.hardware.matmul_precision:
+        torch.set_float32_matmul_precision(cfg.hardware.matmul_precision)
+    result = LotteryRun(cfg, cfg.output_dir).run()
+    return float(result["verdict"].extreme_sparsity)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float:
+    try:
+        return train(cfg)
+    except (ConfigError, DataError, WeightsError) as error:
+        raise SystemExit(f"lottery-style: {error}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The mask callback: pruned weights stay exactly zero, optimizer state of pruned entries stays
+zero, the rewind point is an independent copy, and the state survives a checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lightning.pytorch import Trainer
+from torch.utils.data import DataLoader
+
+from lottery_style.pruning.callback import MaskCallback
+from lottery_style.pruning.masks import magnitude_prune
+from tests.conftest import tiny_model
+
+
+def batches(n: int, size: int = 32) -> DataLoader:
+    torch.manual_seed(3)
+    data = [{"content": torch.rand(3, size, size), "style": torch.rand(3, size, size)} for _ in range(n)]
+    return DataLoader(data, batch_size=2)
+
+
+def trainer(steps: int, callback: MaskCallback, tmp_path, **kwargs) -> Trainer:
+    return Trainer(
+        max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[callback], default_root_dir=tmp_path, **kwargs,
+    )  # fmt: skip
+
+
+def pruned_decoder_masks(model, sparsity: float = 0.5):
+    weights = {k: p.detach() for k, p in model.prunable_weights()["decoder"].items()}
+    return magnitude_prune(weights, {k: torch.ones_like(w, dtype=torch.bool) for k, w in weights.items()}, sparsity)
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [{"name": "adam"}, {"name": "adamw", "weight_decay": 0.1}, {"name": "sgd", "lr": 1e-5, "momentum": 0.9}],
+    ids=["adam", "adamw", "sgd_momentum"],
+)
+def test_pruned_weights_and_their_optimizer_state_stay_zero(optimizer, tmp_path) -> None:
+    model = tiny_model("adain", optimizer=optimizer, train_encoder=False)
+    masks = pruned_decoder_masks(model)
+    callback = MaskCallback(masks)
+    fit = trainer(6, callback, tmp_path)
+    fit.fit(model, batches(12))
+    params = dict(model.named_parameters())
+    state = fit.optimizers[0].state
+    for name, mask in masks.items():
+        param = params[name]
+        assert torch.count_nonzero(param[~mask]) == 0, name
+        assert torch.count_nonzero(param[mask]) > 0, name
+        for value in state[param].values():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                assert torch.count_nonzero(value[~mask]) == 0, f"{name} optimizer state"
+
+
+def test_rewind_point_is_a_copy_that_training_never_touches(tmp_path) -> None:
+    model = tiny_model("adain")
+    start = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("loss_net")}
+    callback = MaskCallback({}, rewind_step=0)
+    trainer(4, callback, tmp_path).fit(model, batches(8))
+    assert callback.rewind_point is not None
+    assert set(callback.rewind_point) == set(start)
+    for key, value in start.items():
+        assert torch.equal(callback.rewind_point[key], value), key
+    moved = [k for k in start if not torch.equal(model.state_dict()[k], start[k])]
+    assert moved, "training changed no weight: the test would prove nothing"
+
+
+def test_late_rewind_point_is_taken_after_k_steps(tmp_path) -> None:
+    model = tiny_model("adain")
+    callback = MaskCallback({}, rewind_step=2)
+    snapshots = []
+
+    class Spy(MaskCallback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            snapshots.append({k: v.clone() for k, v in pl_module.decoder.state_dict().items()})
+
+    fit = Trainer(
+        max_steps=4, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[Spy({}), callback], default_root_dir=tmp_path,
+    )  # fmt: skip
+    fit.fit(model, batches(8))
+    for key, value in snapshots[2].items():
+        assert torch.equal(callback.rewind_point[f"decoder.{key}"], value)
+    assert not all(torch.equal(snapshots[0][k], v) for k, v in snapshots[2].items())
+
+
+def test_masks_and_rewind_point_travel_in_checkpoints(tmp_path) -> None:
+    model = tiny_model("adain", train_encoder=False)
+    masks = pruned_decoder_masks(model)
+    callback = MaskCallback(masks, rewind_step=0)
+    fit = trainer(2, callback, tmp_path)
+    fit.fit(model, batches(4))
+    path = tmp_path / "masked.ckpt"
+    fit.save_checkpoint(path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    restored = MaskCallback({})
+    restored.load_state_dict(checkpoint["callbacks"][callback.state_key])
+    assert set(restored.masks) == set(masks)
+    for name, mask in masks.items():
+        assert torch.equal(restored.masks[name], mask.cpu())
+    # plain state_dict keys: the checkpoint loads into a plain, never-pruned module
+    plain = tiny_model("adain", train_encoder=False)
+    plain.load_state_dict(checkpoint["state_dict"])
+    for name, mask in masks.items():
+        assert torch.count_nonzero(dict(plain.named_parameters())[name][~mask]) == 0
