@@ -46,6 +46,8 @@ class StyleTransferModule(LightningModule):
     # Which loss terms add up to the paper's E_content and E_style (MODELS.md 8).
     content_error_terms: ClassVar[tuple[str, ...]] = ("content",)
     style_error_terms: ClassVar[tuple[str, ...]] = ("style",)
+    # Image sides must be multiples of this (8 = three x2 poolings; 16 when relu5_1 feeds the transform).
+    size_multiple: ClassVar[int] = 8
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any]):
         super().__init__()
