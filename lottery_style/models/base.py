@@ -53,7 +53,7 @@ class StyleTransferModule(LightningModule):
         super().__init__()
         cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
         self.cfg = cfg
-        self.save_hyperparameters({"model": OmegaConf.to_container(cfg, resolve=True)})
+        self.save_hyperparameters({"model": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)})
         self.weight_source = resolve_weight_source(cfg.encoder.weights, cfg.encoder.path)
         self.encoder, self.loss_net = self._build_vggs()
         self.transform = self.build_transform()
@@ -86,6 +86,15 @@ class StyleTransferModule(LightningModule):
 
     def build_decoder(self) -> nn.Module:
         return MirrorDecoder(level=4)
+
+    def check_size(self, image: Tensor, role: str) -> None:
+        """Fail in one line on an image whose sides are not multiples of ``size_multiple``, before any compute."""
+        height, width = image.shape[-2:]
+        if height % self.size_multiple or width % self.size_multiple:
+            raise ValueError(
+                f"{type(self).__name__} needs image height and width divisible by {self.size_multiple}, "
+                f"got a {role} image of {height}x{width}"
+            )
 
     def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
         """Images in [0,1] -> stylized image (unclamped); ``alpha`` blends with the content features."""
