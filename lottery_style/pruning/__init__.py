@@ -1,0 +1,31 @@
+"""Pruning: mask sets and the rules that make them (no Lightning here)."""
+
+from lottery_style.pruning.masks import (
+    Masks,
+    apply_masks,
+    dense_masks,
+    kept_counts,
+    load_masks,
+    magnitude_prune,
+    overall_sparsity,
+    random_prune_global,
+    random_prune_like,
+    save_masks,
+    sparsity_report,
+    sparsity_schedule,
+)
+
+__all__ = [
+    "Masks",
+    "apply_masks",
+    "dense_masks",
+    "kept_counts",
+    "load_masks",
+    "magnitude_prune",
+    "overall_sparsity",
+    "random_prune_global",
+    "random_prune_like",
+    "save_masks",
+    "sparsity_report",
+    "sparsity_schedule",
+]

@@ -1,0 +1,246 @@
+"""Mask sets and the pruning rules that make them: pure tensor logic, no training code.
+
+A mask set maps a parameter name (as in ``named_parameters``) to a bool tensor of
+the parameter's shape, True where the weight survives. Sparsity is always read
+from the masks, never by counting zeros: a trained weight can be exactly 0.0.
+
+Every rule prunes only survivors and hits an exact count, ``round(target * N)``
+pruned entries, so that "89.2% sparse" means the same number of weights for IMP
+and for its random controls, whatever the ties in the scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from lottery_style.atomic import atomic_torch_save, load_tensors
+
+Masks = dict[str, Tensor]
+
+# Slack when comparing a schedule's sparsity with a target written as
+# 1-(1-p)^r: the float of the target and of the formula can differ in the last bit.
+_SCHEDULE_EPS = 1e-12
+
+
+# ------------------------------------------------------------------ counting
+def dense_masks(weights: Mapping[str, Tensor]) -> Masks:
+    """All-True masks: round 0 of IMP, nothing pruned yet."""
+    return {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}
+
+
+def kept_counts(masks: Mapping[str, Tensor]) -> dict[str, int]:
+    return {name: int(m.count_nonzero()) for name, m in masks.items()}
+
+
+def overall_sparsity(masks: Mapping[str, Tensor]) -> float:
+    """Pruned fraction over all entries of all masks (0.0 for an empty mask set)."""
+    total = sum(m.numel() for m in masks.values())
+    return 1.0 - sum(kept_counts(masks).values()) / total if total else 0.0
+
+
+def sparsity_report(masks: Mapping[str, Tensor], part_of: Callable[[str], str]) -> dict:
+    """Sparsity overall, per part (``part_of(name)``, e.g. encoder/decoder) and per layer."""
+    kept = kept_counts(masks)
+    sizes = {name: m.numel() for name, m in masks.items()}
+    part_kept: dict[str, int] = {}
+    part_size: dict[str, int] = {}
+    for name, size in sizes.items():
+        part = part_of(name)
+        part_kept[part] = part_kept.get(part, 0) + kept[name]
+        part_size[part] = part_size.get(part, 0) + size
+    total_weights = sum(sizes.values())
+    total_kept = sum(kept.values())
+
+    def sparsity(k: int, n: int) -> float:
+        return 1.0 - k / n if n else 0.0
+
+    return {
+        "total": sparsity(total_kept, total_weights),
+        "parts": {part: sparsity(part_kept[part], part_size[part]) for part in part_size},
+        "layers": {name: sparsity(kept[name], sizes[name]) for name in sizes},
+        "kept": total_kept,
+        "total_weights": total_weights,
+    }
+
+
+# --------------------------------------------------------------- validation
+def _check_matching(masks: Mapping[str, Tensor], other: Mapping[str, Tensor], what: str) -> None:
+    if set(masks) != set(other):
+        missing, extra = sorted(set(masks) - set(other)), sorted(set(other) - set(masks))
+        raise ValueError(f"{what} do not match the masks: missing {missing}, unexpected {extra}")
+    for name, m in masks.items():
+        if m.dtype != torch.bool:
+            raise ValueError(f"mask {name!r} has dtype {m.dtype}: expected torch.bool")
+        if m.shape != other[name].shape:
+            raise ValueError(f"{what} {name!r} has shape {tuple(other[name].shape)}: the mask has {tuple(m.shape)}")
+
+
+def _check_target(target_sparsity: float) -> None:
+    if not 0.0 <= target_sparsity < 1.0:
+        raise ValueError(f"target sparsity {target_sparsity} is outside [0, 1)")
+
+
+# ------------------------------------------------------------------ pruning
+def _prune_lowest(scores: Tensor, alive: Tensor, count: int) -> Tensor:
+    """Flat ``alive`` with the ``count`` lowest-scoring survivors removed.
+
+    Ties at the threshold go to the lowest flat index, so the count is exact
+    even when many scores are equal (e.g. weights that are all zero).
+    """
+    if count == 0:
+        return alive.clone()
+    # Boolean indexing costs about as much as kthvalue itself: skip it while nothing is pruned yet.
+    survivors = scores if bool(alive.all()) else scores[alive]
+    threshold = torch.kthvalue(survivors, count).values
+    if not torch.isfinite(threshold):
+        raise ValueError(f"cannot rank surviving scores: the threshold is {threshold.item()} (NaN or inf weights?)")
+    below = scores < threshold
+    below &= alive
+    tied = scores == threshold
+    tied &= alive
+    keep = alive ^ below
+    keep[tied.nonzero().squeeze(1)[: count - int(below.count_nonzero())]] = False
+    return keep
+
+
+def _split(flat: Tensor, like: Mapping[str, Tensor]) -> Masks:
+    out: Masks = {}
+    start = 0
+    for name, ref in like.items():
+        out[name] = flat[start : start + ref.numel()].view(ref.shape).to(ref.device, copy=True)
+        start += ref.numel()
+    return out
+
+
+def _flat_cat(tensors: Iterable[Tensor], device: torch.device) -> Tensor:
+    return torch.cat([t.detach().reshape(-1).to(device) for t in tensors])
+
+
+def _prune_pool(
+    scores: Mapping[str, Tensor], masks: Mapping[str, Tensor], target_sparsity: float, by_magnitude: bool
+) -> Masks:
+    """Prune the lowest-scoring (or smallest-|score|) survivors of one pool of layers down to ``target_sparsity``."""
+    device = next(iter(scores.values())).device
+    alive = _flat_cat((masks[name] for name in scores), device)
+    pruned_now = alive.numel() - int(alive.count_nonzero())
+    wanted = round(target_sparsity * alive.numel())
+    if wanted < pruned_now:
+        current = pruned_now / alive.numel()
+        raise ValueError(f"target sparsity {target_sparsity} is below the current sparsity {current:.6f}")
+    flat_scores = _flat_cat(scores.values(), device).float()
+    if by_magnitude:
+        flat_scores.abs_()
+    return _split(_prune_lowest(flat_scores, alive, wanted - pruned_now), scores)
+
+
+def _prune_by(
+    scores: Mapping[str, Tensor],
+    masks: Mapping[str, Tensor],
+    target_sparsity: float,
+    *,
+    layerwise: bool,
+    by_magnitude: bool,
+) -> Masks:
+    """One global pool, or one pool per layer."""
+    _check_target(target_sparsity)
+    if not masks:
+        return {}
+    pools = [{name: scores[name]} for name in masks] if layerwise else [scores]
+    result: Masks = {}
+    for pool in pools:
+        result.update(_prune_pool(pool, masks, target_sparsity, by_magnitude))
+    return result
+
+
+def magnitude_prune(
+    weights: Mapping[str, Tensor], masks: Mapping[str, Tensor], target_sparsity: float, layerwise: bool = False
+) -> Masks:
+    """Prune the smallest-|w| survivors until exactly ``round(target * N)`` entries are pruned.
+
+    Global by default (one ranking over every layer, the paper's protocol);
+    ``layerwise`` brings each layer to the target on its own. Masks come back
+    on the weights' device.
+    """
+    _check_matching(masks, weights, "weights")
+    ordered = {name: weights[name] for name in masks}
+    return _prune_by(ordered, masks, target_sparsity, layerwise=layerwise, by_magnitude=True)
+
+
+def random_prune_global(masks: Mapping[str, Tensor], target_sparsity: float, generator: torch.Generator) -> Masks:
+    """Random survivors pruned with one global count: the random-pruning control without layer counts."""
+    scores = {name: torch.rand(m.shape, generator=generator, device=generator.device) for name, m in masks.items()}
+    pruned = _prune_by(scores, masks, target_sparsity, layerwise=False, by_magnitude=False)
+    return {name: m.to(masks[name].device) for name, m in pruned.items()}
+
+
+def random_prune_like(kept: Mapping[str, int], within: Mapping[str, Tensor], generator: torch.Generator) -> Masks:
+    """Random positions with IMP's per-layer kept counts, drawn among the survivors in ``within``."""
+    if set(kept) != set(within):
+        raise ValueError(f"kept counts name {sorted(kept)}: expected the mask names {sorted(within)}")
+    result: Masks = {}
+    for name, mask in within.items():
+        alive = int(mask.count_nonzero())
+        if not 0 <= kept[name] <= alive:
+            raise ValueError(f"cannot keep {kept[name]} weights of {name!r}: it has {alive} survivors")
+        scores = torch.rand(mask.numel(), generator=generator, device=generator.device)
+        flat = _prune_lowest(scores, mask.reshape(-1).to(scores.device), alive - kept[name])
+        result[name] = flat.view(mask.shape).to(mask.device)
+    return result
+
+
+def apply_masks(params: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> None:
+    """Zero the pruned entries in place (the parameters keep their identity and optimizer links)."""
+    _check_matching(masks, params, "parameters")
+    with torch.no_grad():
+        for name, mask in masks.items():
+            params[name].mul_(mask.to(params[name].device))
+
+
+# ----------------------------------------------------------------- schedule
+def sparsity_schedule(
+    rate: float, rounds: int | None, target: float | None, explicit: list[float] | None
+) -> list[float]:
+    """Target sparsity of rounds 1..R: an explicit list, else ``rate`` per round up to ``target``, else ``rounds``.
+
+    Pruning ``rate`` of the survivors each round gives 1-(1-rate)^r after round r;
+    with a target, the last round is capped at it so the run ends exactly there.
+    """
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"pruning rate {rate} is outside (0, 1)")
+    if explicit is not None:
+        values = [float(s) for s in explicit]
+        if not values:
+            raise ValueError("explicit sparsities are empty: expected at least one value in [0, 1)")
+        bad = [s for s in values if not 0.0 <= s < 1.0]
+        if bad:
+            raise ValueError(f"explicit sparsities {bad} are outside [0, 1)")
+        if any(b <= a for a, b in zip(values, values[1:])):
+            raise ValueError(f"explicit sparsities {values} are not strictly increasing")
+        return values
+    if target is not None:
+        if not 0.0 < target < 1.0:
+            raise ValueError(f"target sparsity {target} is outside (0, 1)")
+        schedule: list[float] = []
+        while not schedule or schedule[-1] < target - _SCHEDULE_EPS:
+            schedule.append(1.0 - (1.0 - rate) ** (len(schedule) + 1))
+        schedule[-1] = min(schedule[-1], target)
+        return schedule
+    if rounds is None or rounds < 0:
+        raise ValueError(f"pruning rounds {rounds} must be a count >= 0 when no target or explicit list is given")
+    return [1.0 - (1.0 - rate) ** r for r in range(1, rounds + 1)]
+
+
+# ---------------------------------------------------------------------- I/O
+def save_masks(masks: Mapping[str, Tensor], path: str | Path) -> Path:
+    return atomic_torch_save({name: m.detach().cpu() for name, m in masks.items()}, path)
+
+
+def load_masks(path: str | Path) -> Masks:
+    data = load_tensors(path)
+    if not isinstance(data, dict) or not all(isinstance(m, Tensor) and m.dtype == torch.bool for m in data.values()):
+        raise ValueError(f"{path} is not a mask file: expected a dict of bool tensors")
+    return dict(data)
