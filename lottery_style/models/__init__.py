@@ -1,6 +1,7 @@
 """Architectures register themselves on import; importing this package makes them all available."""
 
 from lottery_style.models import adain  # noqa: F401  (registers model=adain)
+from lottery_style.models import lst  # noqa: F401  (registers model=lst)
 from lottery_style.models.base import PARTS, Losses, StyleTransferModule
 from lottery_style.models.registry import MODEL_REGISTRY, create_model, model_class, register_model
 
