@@ -7,6 +7,8 @@ Upsampling is x2 nearest, never bilinear or transposed conv.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 
 # (in, out) of each conv from relu4_1 down to RGB; "up" marks a x2 upsampling.
@@ -25,7 +27,14 @@ def mirror_layers(level: int = 4) -> list[nn.Module]:
     """The decoder's modules for features at relu``level``_1."""
     if level not in PLAN_START:
         raise ValueError(f"decoder level {level} is invalid: expected one of {sorted(PLAN_START)}")
-    plan = MIRROR_PLAN[PLAN_START[level] :]
+    return plan_layers(MIRROR_PLAN[PLAN_START[level] :])
+
+
+def plan_layers(plan: Sequence[tuple[int, int] | str]) -> list[nn.Module]:
+    """Modules for any stretch of a decoder plan, so variants (e.g. skip inputs) reuse the same rules.
+
+    A conv that is the plan's last step gets no ReLU: only the image output is left unbounded.
+    """
     layers: list[nn.Module] = []
     for index, step in enumerate(plan):
         if step == "up":
