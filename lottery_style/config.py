@@ -102,18 +102,22 @@ class PruningConfig:
 @dataclass
 class DataConfig:
     name: str = "sample"
-    content_dir: Optional[str] = None  # None: the bundled sample content images
-    style_dir: Optional[str] = None
+    # Mandatory here so that `data=folders` without a folder fails instead of quietly falling back on
+    # the sample set (a "???" in a group file cannot override a schema default); data/sample.yaml sets null.
+    content_dir: Optional[str] = MISSING  # null: the bundled sample content images
+    style_dir: Optional[str] = MISSING  # null: the bundled sample style images
     load_size: int = 512  # square resize before the crop, as the reference ports
     crop_size: int = 256
     batch_size: int = 8
     num_workers: int = 0
     eval_contents: int = 4  # fixed held-out pairs: contents x styles (paper: 40 x 100)
     eval_styles: int = 4
+    eval_content_dir: Optional[str] = None  # None: hold eval contents out of content_dir
+    eval_style_dir: Optional[str] = None  # None: hold eval styles out of style_dir
     eval_size: int = 256
     eval_batch_size: int = 8
     grid_pairs: int = 4  # pairs shown in the PNG grid of each round
-    seed: int = 1234  # which files form the fixed evaluation pairs
+    seed: int = 1234  # which files form the fixed evaluation pairs, and the training pair stream
 
 
 @dataclass

@@ -1,0 +1,170 @@
+"""The LightningDataModule every run uses: seeded random training pairs and fixed evaluation pairs.
+
+The training stream is a pure function of ``data.seed`` and the step, the same
+in every IMP round and control, so tickets differ only in their weights and
+masks. It is sharded by the datamodule itself (global rank and world size from
+the attached Trainer): build the Trainer with ``use_distributed_sampler=False``,
+or Lightning would wrap the sampler and shard the stream a second time.
+``data.batch_size`` is per rank.
+
+Resuming is bit-identical from checkpoints saved after a training batch
+(``ModelCheckpoint(every_n_train_steps=...)``), mid-epoch or not: the loader's
+position travels in the checkpoint. A checkpoint saved in ``on_train_epoch_end``
+(``save_on_train_epoch_end=True``) is not: Lightning 2.6 restores that epoch's
+batch counter and then cuts the next epoch short.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningDataModule
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from lottery_style.data.images import DataError, NoImagesError, list_images
+from lottery_style.data.pairs import EvalPairs, PairDataset, PairLoader, PairSampler, choose_readable
+from lottery_style.data.sample import sample_dirs
+
+log = logging.getLogger(__name__)
+
+_POSITIVE = (
+    "load_size", "crop_size", "batch_size", "eval_contents", "eval_styles", "eval_size", "eval_batch_size", "grid_pairs"
+)  # fmt: skip
+
+
+def check_data_config(cfg: DictConfig, steps_per_epoch: int) -> None:
+    """One-line errors for folders left unset and sizes that cannot work, before any file is read."""
+    for key in ("content_dir", "style_dir"):
+        if OmegaConf.is_missing(cfg, key):
+            raise DataError(f"data.{key} is not set: expected an image folder, or null for the bundled sample set")
+    for key in _POSITIVE:
+        if getattr(cfg, key) < 1:
+            raise DataError(f"data.{key}={getattr(cfg, key)} must be at least 1")
+    if cfg.num_workers < 0:
+        raise DataError(f"data.num_workers={cfg.num_workers} must be 0 or more")
+    if steps_per_epoch < 1:
+        raise DataError(f"steps_per_epoch={steps_per_epoch} must be at least 1")
+    if cfg.load_size < cfg.crop_size:
+        raise DataError(
+            f"data.load_size={cfg.load_size} is smaller than data.crop_size={cfg.crop_size}: "
+            "the random crop must fit inside the resized image"
+        )
+
+
+class StylePairDataModule(LightningDataModule):
+    """Random content/style pairs from two folders, and ``eval_contents x eval_styles`` fixed test pairs.
+
+    ``cfg`` is a ``DataConfig`` (or a DictConfig of one); an epoch is
+    ``steps_per_epoch`` batches per rank. Folders left null use the bundled
+    sample set. Without eval folders the eval images are held out of the
+    training folders, so the test error is measured on unseen images.
+    """
+
+    def __init__(self, cfg: Any, steps_per_epoch: int) -> None:
+        super().__init__()
+        self.cfg: DictConfig = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
+        check_data_config(self.cfg, steps_per_epoch)
+        self.steps_per_epoch = steps_per_epoch
+        self.content_files: list[Path] = []
+        self.style_files: list[Path] = []
+        self.eval_content_files: list[Path] = []
+        self.eval_style_files: list[Path] = []
+        self.train_set: PairDataset | None = None
+        self.eval_set: EvalPairs | None = None
+
+    def prepare_data(self) -> None:
+        # Lightning runs this on one process per node before the others call setup.
+        if self.cfg.content_dir is None or self.cfg.style_dir is None:
+            sample_dirs()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:  # the same datamodule serves every round of a run
+            return
+        cfg = self.cfg
+        sample = sample_dirs() if cfg.content_dir is None or cfg.style_dir is None else (None, None)
+        content_dir = cfg.content_dir or sample[0]
+        style_dir = cfg.style_dir or sample[1]
+        contents = list_images(content_dir, "content")
+        styles = list_images(style_dir, "style")
+        self.eval_content_files, eval_contents = self._choose_eval(
+            contents, f"content folder {content_dir}", cfg.eval_content_dir, cfg.eval_contents, "content", stream=0
+        )
+        self.eval_style_files, eval_styles = self._choose_eval(
+            styles, f"style folder {style_dir}", cfg.eval_style_dir, cfg.eval_styles, "style", stream=1
+        )
+        self.content_files = self._training_files(
+            contents, self.eval_content_files, cfg.eval_content_dir, f"content folder {content_dir}"
+        )
+        self.style_files = self._training_files(
+            styles, self.eval_style_files, cfg.eval_style_dir, f"style folder {style_dir}"
+        )
+        self.eval_set = EvalPairs(eval_contents, eval_styles)
+        self.train_set = PairDataset(self.content_files, self.style_files, cfg.load_size, cfg.crop_size, cfg.seed)
+        log.info(
+            "data: %d content and %d style training images (%s, %s); %d x %d evaluation pairs",
+            len(self.content_files), len(self.style_files), content_dir, style_dir,
+            len(eval_contents), len(eval_styles),
+        )  # fmt: skip
+
+    def _choose_eval(
+        self, training: list[Path], training_source: str, eval_dir: str | None, count: int, role: str, stream: int
+    ) -> tuple[list[Path], Tensor]:
+        """The eval files of one side: from ``eval_dir`` when given, else held out of the training files."""
+        seed = (self.cfg.seed, stream)
+        if eval_dir is None:
+            return choose_readable(training, count, self.cfg.eval_size, seed, role, training_source)
+        pool = list_images(eval_dir, f"eval {role}")
+        return choose_readable(pool, count, self.cfg.eval_size, seed, role, f"eval {role} folder {eval_dir}")
+
+    @staticmethod
+    def _training_files(files: list[Path], held_out: list[Path], eval_dir: str | None, source: str) -> list[Path]:
+        if eval_dir is not None:
+            return files
+        excluded = set(held_out)
+        kept = [path for path in files if path not in excluded]
+        if not kept:
+            raise NoImagesError(
+                f"{source} has {len(files)} images, all held out for evaluation: "
+                "lower data.eval_contents/eval_styles or give data.eval_content_dir/eval_style_dir"
+            )
+        return kept
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def train_dataloader(self) -> PairLoader:
+        assert self.train_set is not None, "call setup() first"
+        rank, world_size = self._rank_and_world()
+        sampler = PairSampler(self.steps_per_epoch * self.cfg.batch_size, rank, world_size)
+        workers = self.cfg.num_workers
+        return PairLoader(
+            self.train_set,
+            sampler,
+            batch_size=self.cfg.batch_size,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
+
+    def test_dataloader(self) -> DataLoader:
+        """Every evaluation pair once, in :attr:`eval_pairs` order (in memory: no workers needed)."""
+        assert self.eval_set is not None, "call setup() first"
+        return DataLoader(self.eval_set, batch_size=self.cfg.eval_batch_size, shuffle=False)
+
+    def grid_batch(self) -> dict[str, Tensor]:
+        """The first ``grid_pairs`` evaluation pairs as one batch, for the content|style|output grid."""
+        assert self.eval_set is not None, "call setup() first"
+        return self.eval_set.first(self.cfg.grid_pairs)
+
+    @property
+    def eval_pairs(self) -> list[tuple[str, str]]:
+        """(content file, style file) of every evaluation pair, in test-loader order, for the record."""
+        assert self.eval_set is not None, "call setup() first"
+        return [
+            (str(self.eval_content_files[c]), str(self.eval_style_files[s])) for c, s in self.eval_set.order
+        ]

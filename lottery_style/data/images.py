@@ -1,0 +1,97 @@
+"""Finding images in a folder and opening them without letting one bad file stop a run.
+
+COCO and WikiArt each hold tens of thousands of files gathered from the web; a
+few are truncated, CMYK, grayscale, paletted or transparent. Training must see
+every one of them as RGB, and must step over an unreadable one instead of
+crashing hours into a round.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from PIL import Image
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp")
+
+# What PIL raises for a truncated, corrupt or absurdly large file.
+_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+class DataError(ValueError):
+    """Data that cannot work (a bad folder, size or count); the one-line message names the value."""
+
+
+class NoImagesError(DataError):
+    """A folder that should hold images is missing, empty, or holds only unreadable files."""
+
+
+class SkippedImageWarning(UserWarning):
+    """An image could not be read and another one was used in its place."""
+
+
+def list_images(folder: str | Path, role: str) -> list[Path]:
+    """Every image under ``folder`` (recursively, symlinks followed), in a fixed order.
+
+    The order is sorted so that a seeded index means the same file on every
+    machine and every rank. Hidden files are ignored: they are mostly the
+    ``._name.jpg`` resource forks macOS leaves behind, which are not images.
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        reason = "is not a folder" if root.exists() else "does not exist"
+        raise NoImagesError(f"{role} folder {root} {reason}")
+    found = []
+    for directory, subdirs, names in os.walk(root, followlinks=True):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        for name in names:
+            if not name.startswith(".") and name.rpartition(".")[2].lower() in IMAGE_EXTENSIONS:
+                found.append(Path(directory, name))
+    if not found:
+        raise NoImagesError(f"{role} folder {root} has no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return sorted(found, key=str)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB of any PIL mode; transparent pixels are composited onto white, as a viewer shows them."""
+    has_alpha = "A" in image.getbands() or "transparency" in image.info
+    if not has_alpha:
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+class ImageReader:
+    """Opens images of one folder as RGB, remembering and counting the files it could not read.
+
+    A file found unreadable is never tried again, so the count is of distinct
+    files; with DataLoader workers each worker keeps its own count.
+    """
+
+    def __init__(self, role: str, total: int) -> None:
+        self.role = role
+        self.total = total
+        self.unreadable: set[Path] = set()
+
+    def read(self, path: Path) -> Image.Image | None:
+        """The image as RGB, or None (with a warning) when it cannot be decoded."""
+        if path in self.unreadable:
+            return None
+        try:
+            with Image.open(path) as image:
+                image.load()  # decode now: a truncated file fails here, not in a later transform
+                return to_rgb(image)
+        except _UNREADABLE as error:
+            self.unreadable.add(path)
+            warnings.warn(
+                f"skipped unreadable {self.role} image {path} ({type(error).__name__}: {error}); "
+                f"{len(self.unreadable)} {self.role} image(s) skipped so far",
+                SkippedImageWarning,
+                stacklevel=2,
+            )
+            if len(self.unreadable) >= self.total:
+                raise NoImagesError(f"all {self.total} {self.role} images are unreadable (last: {path})") from error
+            return None

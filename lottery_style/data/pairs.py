@@ -1,0 +1,210 @@
+"""Random training pairs that depend only on (seed, global index), and the fixed evaluation pairs.
+
+IMP re-trains the same network many times and resumes interrupted rounds, and
+a ticket is judged against the dense run, so the data a step sees must be a
+pure function of where that step is in the stream: never of worker processes,
+of the order batches were fetched in, or of whether the run was interrupted.
+Every item is therefore drawn from its own generator seeded with
+``(seed, global index)``, and a sampler hands out global indices so that each
+rank of a DDP run reads its own disjoint slice of one stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from lottery_style.data.images import ImageReader, NoImagesError
+
+
+class PairSampler(Sampler[int]):
+    """Global indices of one rank: ``epoch*L*world + k*world + rank`` for k < L.
+
+    ``set_epoch`` is called by Lightning at every epoch start. ``start`` is the
+    position in the epoch where the next pass begins: 0, except after ``resume``
+    from a mid-epoch checkpoint.
+    """
+
+    def __init__(self, samples_per_epoch: int, rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside a world of size {world_size}")
+        self.samples_per_epoch = samples_per_epoch
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.start = 0
+        self.epoch = epoch
+
+    def resume(self, epoch: int, consumed: int) -> None:
+        """Continue epoch ``epoch`` after its first ``consumed`` samples."""
+        self.epoch = epoch
+        self.start = consumed
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def __iter__(self) -> Iterator[int]:
+        # A generator: the epoch is read at the first index, i.e. after Lightning's set_epoch,
+        # even though Lightning creates the iterator before calling it.
+        first, self.start = self.start, 0
+        offset = self.epoch * self.samples_per_epoch * self.world_size + self.rank
+        for k in range(first, self.samples_per_epoch):
+            yield offset + k * self.world_size
+
+
+class PairLoader(DataLoader):
+    """A DataLoader over a :class:`PairSampler` that Lightning can checkpoint and resume mid-epoch.
+
+    Lightning saves ``state_dict()`` with the loop state and calls
+    ``load_state_dict`` before the first iteration after a restart.
+    """
+
+    sampler: PairSampler
+
+    def __init__(self, dataset: Dataset, sampler: PairSampler, **kwargs: Any) -> None:
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self._epoch = sampler.epoch
+        self._served = 0  # batches handed out in the current epoch
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        # Also a generator, so worker processes start prefetching only after set_epoch.
+        self._epoch = self.sampler.epoch
+        self._served = self.sampler.start // self.batch_size
+        for batch in super().__iter__():
+            self._served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self._epoch, "batches": self._served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        epoch, batches = state["epoch"], state["batches"]
+        if batches >= len(self):
+            epoch, batches = epoch + 1, 0
+        self.sampler.resume(epoch, batches * self.batch_size)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One side (content or style) of a training pair: which file, where the crop sits, the crop."""
+
+    index: int
+    top: int
+    left: int
+    image: Tensor
+
+
+class PairDataset(Dataset):
+    """Item ``g`` is an independent random content crop and style crop, drawn from ``(seed, g)`` alone.
+
+    Each side resizes to a square ``load_size`` (aspect distorted, as the
+    reference training code does), then crops ``crop_size`` at random. An
+    unreadable file is replaced by the next draw of the same generator, so the
+    replacement is as deterministic as the original choice.
+    """
+
+    def __init__(
+        self,
+        content_files: Sequence[Path],
+        style_files: Sequence[Path],
+        load_size: int,
+        crop_size: int,
+        seed: int,
+    ) -> None:
+        self.files = {"content": list(content_files), "style": list(style_files)}
+        self.readers = {role: ImageReader(role, len(files)) for role, files in self.files.items()}
+        self.load_size = load_size
+        self.crop_size = crop_size
+        self.seed = seed
+
+    def draw(self, index: int) -> tuple[Draw, Draw]:
+        """The content and the style side of item ``index``, each from its own generator."""
+        return self._draw("content", index, 0), self._draw("style", index, 1)
+
+    def _draw(self, role: str, index: int, stream: int) -> Draw:
+        rng = np.random.default_rng([self.seed, index, stream])
+        files, reader = self.files[role], self.readers[role]
+        image = None
+        while image is None:
+            choice = int(rng.integers(len(files)))
+            image = reader.read(files[choice])
+        top, left = (int(v) for v in rng.integers(0, self.load_size - self.crop_size + 1, size=2))
+        image = TF.resize(image, [self.load_size, self.load_size], interpolation=TF.InterpolationMode.BILINEAR)
+        image = TF.crop(image, top, left, self.crop_size, self.crop_size)
+        return Draw(choice, top, left, TF.to_tensor(image))
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        content, style = self.draw(index)
+        return {"content": content.image, "style": style.image}
+
+
+def square_image(image: Image.Image, size: int) -> Tensor:
+    """Uint8 [3, size, size]: shorter side to ``size``, then the centre, so every eval image batches."""
+    image = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR)
+    return TF.pil_to_tensor(TF.center_crop(image, [size, size]))
+
+
+def choose_readable(
+    files: Sequence[Path], count: int, size: int, seed: Sequence[int], role: str, source: str
+) -> tuple[list[Path], Tensor]:
+    """``count`` files in a seeded random order, skipping unreadable ones, and their square images.
+
+    Raises a one-line error naming ``source`` (the folder) when it cannot supply ``count`` readable images.
+    """
+    if len(files) < count:
+        raise NoImagesError(f"{source} has {len(files)} images, {count} needed for evaluation")
+    reader = ImageReader(role, len(files))
+    chosen: list[Path] = []
+    images: list[Tensor] = []
+    for position in np.random.default_rng(seed).permutation(len(files)):
+        image = reader.read(files[position])
+        if image is not None:
+            chosen.append(files[position])
+            images.append(square_image(image, size))
+            if len(chosen) == count:
+                return chosen, torch.stack(images)
+    raise NoImagesError(f"{source} has {len(chosen)} readable images, {count} needed for evaluation")
+
+
+def pair_order(contents: int, styles: int) -> list[tuple[int, int]]:
+    """Every (content, style) pair once, in diagonals: the first pairs differ in both content and style.
+
+    Pair p is content ``p % contents`` with style ``(p % contents + p // contents) % styles``, so a grid
+    of the first few pairs shows several contents and several styles instead of one content.
+    """
+    return [(p % contents, (p % contents + p // contents) % styles) for p in range(contents * styles)]
+
+
+class EvalPairs(Dataset):
+    """The fixed evaluation set: every chosen content with every chosen style, held in memory as uint8."""
+
+    def __init__(self, contents: Tensor, styles: Tensor) -> None:
+        self.contents = contents
+        self.styles = styles
+        self.order = pair_order(len(contents), len(styles))
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        content, style = self.order[index]
+        return {"content": self.contents[content].float() / 255, "style": self.styles[style].float() / 255}
+
+    def first(self, count: int) -> dict[str, Tensor]:
+        """The first ``count`` pairs as one batch."""
+        items = [self[i] for i in range(min(count, len(self)))]
+        return {key: torch.stack([item[key] for item in items]) for key in ("content", "style")}
+
