@@ -1,0 +1,343 @@
+"""The data package: listing, robust loading, seeded and resumable pairs, eval pairs, sample set, configs."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+from PIL import Image
+
+from lottery_style.config import DataConfig
+from lottery_style.data import (
+    DataError,
+    NoImagesError,
+    PairDataset,
+    PairSampler,
+    SkippedImageWarning,
+    StylePairDataModule,
+    list_images,
+    sample_dirs,
+)
+from lottery_style.data import sample as sample_module
+from lottery_style.data.images import to_rgb
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "data"
+
+
+def noise(size: tuple[int, int], seed: int, channels: int = 3) -> Image.Image:
+    """Random pixels: 1 channel is L, 3 RGB, 4 RGBA."""
+    array = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    return Image.fromarray(array.squeeze(-1) if channels == 1 else array)
+
+
+def make_folder(folder: Path, count: int, seed: int, size: tuple[int, int] = (40, 30)) -> Path:
+    for i in range(count):
+        target = folder / ("nested" if i % 2 else "") / f"img{i}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        noise(size, seed + i).save(target)
+    return folder
+
+
+@pytest.fixture
+def awkward_folder(tmp_path: Path) -> Path:
+    """Images the web really holds: truncated, CMYK, grayscale, transparent, tiny."""
+    folder = tmp_path / "awkward"
+    folder.mkdir()
+    noise((40, 40), 1).save(folder / "a_truncated.jpg", quality=95)
+    data = (folder / "a_truncated.jpg").read_bytes()
+    (folder / "a_truncated.jpg").write_bytes(data[: len(data) // 2])
+    noise((40, 30), 2).convert("CMYK").save(folder / "b_cmyk.JPG")
+    noise((30, 40), 3, channels=1).save(folder / "c_gray.png")
+    noise((40, 40), 4, channels=4).save(folder / "d_rgba.png")
+    noise((10, 6), 5).save(folder / "e_tiny.bmp")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def data_cfg(content: Path | None, style: Path | None, **overrides) -> DataConfig:
+    values = dict(
+        content_dir=str(content) if content else None,
+        style_dir=str(style) if style else None,
+        load_size=24,
+        crop_size=16,
+        batch_size=2,
+        eval_contents=2,
+        eval_styles=2,
+        eval_size=16,
+        eval_batch_size=3,
+        grid_pairs=3,
+        seed=7,
+    )
+    values.update(overrides)
+    return OmegaConf.structured(DataConfig(**values))
+
+
+def first_batches(datamodule: StylePairDataModule, count: int) -> list[dict[str, torch.Tensor]]:
+    return list(itertools.islice(iter(datamodule.train_dataloader()), count))
+
+
+# ---------------------------------------------------------------- listing and loading
+def test_listing_is_recursive_sorted_and_filtered(awkward_folder: Path, tmp_path: Path) -> None:
+    names = [p.name for p in list_images(awkward_folder, "content")]
+    assert names == ["a_truncated.jpg", "b_cmyk.JPG", "c_gray.png", "d_rgba.png", "e_tiny.bmp"]
+    nested = make_folder(tmp_path / "nested", 4, 0)
+    assert [p.relative_to(nested).as_posix() for p in list_images(nested, "style")] == [
+        "img0.png", "img2.png", "nested/img1.png", "nested/img3.png"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["empty", "missing"])
+def test_empty_or_missing_folder_fails_with_one_line(tmp_path: Path, kind: str) -> None:
+    folder = tmp_path / "coco"
+    if kind == "empty":
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "readme.txt").write_text("no images here")
+    with pytest.raises(NoImagesError) as error:
+        list_images(folder, "content")
+    message = str(error.value)
+    assert "\n" not in message and str(folder) in message and message.startswith("content folder")
+    assert isinstance(error.value, ValueError)
+    datamodule = StylePairDataModule(data_cfg(folder, make_folder(tmp_path / "s", 3, 0)), steps_per_epoch=2)
+    with pytest.raises(NoImagesError, match=str(folder)):
+        datamodule.setup("fit")
+
+
+def test_every_mode_becomes_rgb_and_transparency_turns_white() -> None:
+    rgba = Image.new("RGBA", (2, 1), (10, 20, 30, 255))
+    rgba.putpixel((1, 0), (200, 0, 0, 0))
+    palette = Image.new("P", (2, 2))
+    for image in (Image.new("CMYK", (2, 2)), Image.new("L", (2, 2)), Image.new("LA", (2, 2)), palette, rgba):
+        assert to_rgb(image).mode == "RGB"
+    assert to_rgb(rgba).getpixel((0, 0)) == (10, 20, 30)
+    assert to_rgb(rgba).getpixel((1, 0)) == (255, 255, 255)
+
+
+def test_awkward_images_load_and_the_truncated_one_is_skipped_and_counted(awkward_folder: Path) -> None:
+    files = list_images(awkward_folder, "content")
+    dataset = PairDataset(files, files, load_size=24, crop_size=16, seed=3)
+    with pytest.warns(SkippedImageWarning) as record:
+        draws = [dataset.draw(g) for g in range(40)]
+    messages = [str(w.message) for w in record]
+    # Each side found the bad file once, then remembered it: one warning per side, each with its count.
+    assert len(messages) == 2
+    for role, message in zip(("content", "style"), messages):
+        assert message.startswith(f"skipped unreadable {role} image {awkward_folder / 'a_truncated.jpg'} (")
+        assert message.endswith(f"; 1 {role} image(s) skipped so far")
+    chosen = {side.index for pair in draws for side in pair}
+    assert 0 not in chosen and chosen == {1, 2, 3, 4}  # every readable file, tiny and CMYK included
+    for pair in draws:
+        for side in pair:
+            assert side.image.shape == (3, 16, 16) and side.image.dtype == torch.float32
+            assert 0.0 <= side.image.min() and side.image.max() <= 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # replacements are deterministic and already known: no new warning
+        again = [dataset.draw(g) for g in range(40)]
+    assert all(torch.equal(a.image, b.image) for x, y in zip(draws, again) for a, b in zip(x, y))
+
+
+def test_datamodule_batches_from_awkward_folder(awkward_folder: Path, tmp_path: Path) -> None:
+    eval_dir = make_folder(tmp_path / "eval", 2, 50)
+    cfg = data_cfg(awkward_folder, awkward_folder, eval_content_dir=str(eval_dir), eval_style_dir=str(eval_dir))
+    datamodule = StylePairDataModule(cfg, steps_per_epoch=8)
+    datamodule.setup("fit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedImageWarning)
+        batches = list(datamodule.train_dataloader())
+    assert len(batches) == 8
+    for batch in batches:
+        assert set(batch) == {"content", "style"}
+        for images in batch.values():
+            assert images.shape == (2, 3, 16, 16) and 0.0 <= images.min() and images.max() <= 1.0
+
+
+# ---------------------------------------------------------------- determinism
+def test_same_seed_same_batches_and_other_seed_differs(tmp_path: Path) -> None:
+    content, style = make_folder(tmp_path / "c", 6, 0), make_folder(tmp_path / "s", 6, 100)
+
+    def batches(seed: int) -> list[dict[str, torch.Tensor]]:
+        datamodule = StylePairDataModule(data_cfg(content, style, seed=seed), steps_per_epoch=3)
+        datamodule.setup("fit")
+        return first_batches(datamodule, 3)
+
+    one, two, other = batches(7), batches(7), batches(8)
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(one, two) for k in a)
+    assert not torch.equal(one[0]["content"], other[0]["content"])
+
+
+def test_sampler_ranks_are_disjoint_and_epochs_move_on() -> None:
+    ranks = [PairSampler(6, rank, 2) for rank in range(2)]
+    epoch0 = [list(sampler) for sampler in ranks]
+    assert epoch0 == [[0, 2, 4, 6, 8, 10], [1, 3, 5, 7, 9, 11]]
+    for sampler in ranks:
+        sampler.set_epoch(1)
+    epoch1 = [list(sampler) for sampler in ranks]
+    assert epoch1 == [[12, 14, 16, 18, 20, 22], [13, 15, 17, 19, 21, 23]]
+    assert len(ranks[0]) == 6
+    with pytest.raises(ValueError, match="rank 2"):
+        PairSampler(6, 2, 2)
+
+
+def test_epoch_changes_the_data_and_content_style_are_independent(tmp_path: Path) -> None:
+    content, style = make_folder(tmp_path / "c", 5, 0), make_folder(tmp_path / "s", 5, 100)
+    datamodule = StylePairDataModule(data_cfg(content, style), steps_per_epoch=2)
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    epoch0 = list(loader)
+    loader.sampler.set_epoch(1)
+    epoch1 = list(loader)
+    assert not torch.equal(epoch0[0]["content"], epoch1[0]["content"])
+
+    assert datamodule.train_set is not None
+    draws = [datamodule.train_set.draw(g) for g in range(60)]
+    pairs = {(c.index, s.index) for c, s in draws}
+    contents = {c for c, _ in pairs}
+    # Every content index meets several style indices: the style draw is not a function of the content draw.
+    assert contents == set(range(len(datamodule.content_files)))
+    assert all(len({s for c2, s in pairs if c2 == c}) >= 2 for c in contents)
+    assert len({(c.top, c.left) for c, _ in draws}) > 5 and any((c.top, c.left) != (s.top, s.left) for c, s in draws)
+
+
+def test_load_state_dict_resumes_mid_epoch_and_rolls_over_at_epoch_end(tmp_path: Path) -> None:
+    datamodule = StylePairDataModule(data_cfg(make_folder(tmp_path / "c", 4, 0), make_folder(tmp_path / "s", 4, 9)), 3)
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    loader.load_state_dict({"epoch": 4, "batches": 1})
+    assert list(loader.sampler) == [26, 27, 28, 29]  # epoch 4 = 24..29, after the first batch of 2
+    assert loader.sampler.start == 0  # the offset applies to one pass only
+    loader.load_state_dict({"epoch": 4, "batches": 3})
+    assert list(loader.sampler)[0] == 30
+    iterator = iter(loader)
+    next(iterator)
+    assert loader.state_dict() == {"epoch": 5, "batches": 1}
+
+
+class _Recorder(L.LightningModule):
+    """Remembers a fingerprint of every batch it trains on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.seen: list[float] = []
+
+    def training_step(self, batch: dict[str, torch.Tensor], index: int) -> torch.Tensor:
+        self.seen.append(batch["content"].sum().item() + 1_000 * batch["style"].sum().item())
+        return self.weight * batch["content"].mean()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("stop", [4, 6])  # mid-epoch, and exactly at an epoch boundary
+def test_lightning_resume_sees_the_same_batches(tmp_path: Path, stop: int) -> None:
+    cfg = data_cfg(make_folder(tmp_path / "c", 4, 0), make_folder(tmp_path / "s", 4, 9), load_size=12, crop_size=8)
+
+    def fit(max_steps: int, checkpoints: Path | None = None, resume: Path | None = None) -> list[float]:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        callbacks = [ModelCheckpoint(checkpoints, save_last=True, save_top_k=0, every_n_train_steps=stop)]
+        trainer = L.Trainer(
+            max_steps=max_steps, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+            enable_model_summary=False, use_distributed_sampler=False, callbacks=callbacks if checkpoints else None,
+            enable_checkpointing=checkpoints is not None, default_root_dir=tmp_path,
+        )  # fmt: skip
+        model = _Recorder()
+        trainer.fit(model, datamodule=StylePairDataModule(cfg, steps_per_epoch=3), ckpt_path=resume)
+        return model.seen
+
+    straight = fit(8)
+    head = fit(stop, checkpoints=tmp_path / "ckpt")
+    tail = fit(8, checkpoints=tmp_path / "ckpt", resume=tmp_path / "ckpt" / "last.ckpt")
+    assert len(head) == stop and head + tail == straight
+
+
+def test_crop_larger_than_load_fails_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^data.load_size=16 is smaller than data.crop_size=32: [^\n]*$"):
+        StylePairDataModule(data_cfg(tmp_path, tmp_path, load_size=16, crop_size=32), steps_per_epoch=1)
+
+
+# ---------------------------------------------------------------- evaluation pairs
+def test_held_out_eval_pairs_are_fixed_complete_and_unseen(tmp_path: Path) -> None:
+    content, style = make_folder(tmp_path / "c", 6, 0), make_folder(tmp_path / "s", 7, 100)
+    cfg = data_cfg(content, style, eval_contents=2, eval_styles=3)
+    one, two = StylePairDataModule(cfg, 2), StylePairDataModule(cfg, 2)
+    one.setup("fit")
+    two.setup("test")
+    assert one.eval_pairs == two.eval_pairs
+    assert len(one.eval_pairs) == 6 and set(one.eval_pairs) == set(
+        itertools.product(map(str, one.eval_content_files), map(str, one.eval_style_files))
+    )
+    assert not set(one.eval_content_files) & set(one.content_files) and len(one.content_files) == 4
+    assert not set(one.eval_style_files) & set(one.style_files) and len(one.style_files) == 4
+    batches = list(one.test_dataloader())
+    assert [len(b["content"]) for b in batches] == [3, 3]
+    assert batches[0]["content"].shape == (3, 3, 16, 16) and batches[0]["style"].dtype == torch.float32
+    grid = one.grid_batch()
+    assert torch.equal(grid["content"], batches[0]["content"]) and torch.equal(grid["style"], batches[0]["style"])
+    # The grid's first pairs show different contents and different styles.
+    first = one.eval_pairs[:2]
+    assert first[0][0] != first[1][0] and first[0][1] != first[1][1]
+
+
+def test_eval_folders_leave_training_files_whole(tmp_path: Path) -> None:
+    content, style = make_folder(tmp_path / "c", 3, 0), make_folder(tmp_path / "s", 3, 100)
+    eval_content, eval_style = make_folder(tmp_path / "ec", 4, 200, (20, 50)), make_folder(tmp_path / "es", 2, 300)
+    cfg = data_cfg(content, style, eval_content_dir=str(eval_content), eval_style_dir=str(eval_style))
+    datamodule = StylePairDataModule(cfg, 2)
+    datamodule.setup("test")
+    assert len(datamodule.content_files) == 3 and len(datamodule.style_files) == 3
+    for content_file, style_file in datamodule.eval_pairs:
+        assert Path(content_file).is_relative_to(eval_content) and Path(style_file).is_relative_to(eval_style)
+    assert next(iter(datamodule.test_dataloader()))["content"].shape[-2:] == (16, 16)  # 20x50 made square
+
+
+def test_too_few_images_to_hold_out_fails_in_one_line(tmp_path: Path) -> None:
+    content, style = make_folder(tmp_path / "c", 2, 0), make_folder(tmp_path / "s", 5, 100)
+    with pytest.raises(NoImagesError, match=rf"^content folder {content} has 2 images, all held out for evaluation"):
+        StylePairDataModule(data_cfg(content, style), 2).setup("fit")
+    with pytest.raises(NoImagesError, match=rf"^content folder {content} has 2 images, 3 needed"):
+        StylePairDataModule(data_cfg(content, style, eval_contents=3), 2).setup("fit")
+
+
+# ---------------------------------------------------------------- sample set and configs
+def test_sample_set_builds_offline_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the sample set must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setenv("LOTTERY_STYLE_CACHE", str(tmp_path / "cache"))
+    content, style = sample_dirs()
+    assert content == tmp_path / "cache" / "sample" / "content"
+    assert len(list_images(content, "content")) == 8 and len(list_images(style, "style")) == 8
+    assert {Image.open(p).mode for p in list_images(content, "content")} == {"RGB"}
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name != "sample"]  # no temp folders left
+
+    def must_not_rebuild(folder: Path) -> None:
+        raise AssertionError("a complete sample set is rebuilt")
+
+    monkeypatch.setattr(sample_module, "_write_set", must_not_rebuild)
+    assert sample_dirs() == (content, style)
+
+
+def test_data_configs_match_the_schema() -> None:
+    schema = OmegaConf.structured(DataConfig)
+    sample = OmegaConf.merge(schema, OmegaConf.load(CONF / "sample.yaml"))
+    assert (sample.name, sample.load_size, sample.crop_size, sample.eval_contents * sample.eval_styles) == (
+        "sample", 128, 64, 4
+    )  # fmt: skip
+    StylePairDataModule(sample, steps_per_epoch=1)  # sizes pass validation
+    folders = OmegaConf.merge(schema, OmegaConf.load(CONF / "folders.yaml"))
+    assert (folders.load_size, folders.crop_size, folders.eval_contents, folders.eval_styles) == (512, 256, 40, 100)
+    with pytest.raises(MissingMandatoryValue):
+        _ = folders.content_dir
+    # The schema's own default is "unset" too, so `data=folders` without a folder cannot fall back on the sample set.
+    for cfg in (folders, DataConfig()):
+        with pytest.raises(DataError, match=r"^data.content_dir is not set: [^\n]*$"):
+            StylePairDataModule(cfg, steps_per_epoch=1)
