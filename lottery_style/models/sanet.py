@@ -1,0 +1,136 @@
+"""SANet (Park & Lee 2019): style attention at relu4_1 and relu5_1 (MODELS.md 2).
+
+Image sizes: the relu5_1 branch is upsampled x2 and added to the relu4_1
+branch, so height and width must be multiples of 16; other sizes fail with a
+ValueError naming the size instead of a shape error deep inside the transform.
+
+Test-time ``alpha`` blends in feature space before decoding,
+``alpha * T(c, s) + (1 - alpha) * T(c, c)``, so alpha=0 gives the content
+identity image the model is trained to reconstruct.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lottery_style.config import ModelConfig
+from lottery_style.models.attention import StyleAttention
+from lottery_style.models.base import Losses, StyleTransferModule
+from lottery_style.models.batching import batched_call
+from lottery_style.models.registry import register_model
+from lottery_style.models.stats import feature_mse, mean_std_loss, mse_per_sample, normalised_content_loss
+
+# Loss VGG levels (relu k_1) of the normalised content loss.
+CONTENT_LEVELS = (4, 5)
+
+
+@dataclass
+class SANetLossWeights:
+    content: float = 1.0
+    style: float = 3.0
+    identity1: float = 50.0
+    identity2: float = 1.0
+
+
+@dataclass
+class SANetConfig(ModelConfig):
+    name: str = "sanet"
+    loss_weights: SANetLossWeights = field(default_factory=SANetLossWeights)
+
+
+class SANetTransform(nn.Module):
+    """SA4(relu4_1) + Up2(SA5(relu5_1)), merged by a reflection-padded 3x3 conv (4,461,056 parameters)."""
+
+    def __init__(self, channels: int = 512):
+        super().__init__()
+        self.attention4 = StyleAttention(channels)
+        self.attention5 = StyleAttention(channels)
+        self.merge = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3))
+
+    def forward(self, content4: Tensor, content5: Tensor, style4: Tensor, style5: Tensor) -> Tensor:
+        deep = F.interpolate(self.attention5(content5, style5), scale_factor=2, mode="nearest")
+        return self.merge(self.attention4(content4, style4) + deep)
+
+
+class IdentityPass(NamedTuple):
+    """What a loss computation leaves behind for subclasses that add terms (MANet)."""
+
+    losses: Losses
+    content_inputs: list[Tensor]  # the transform's inputs from the encoder
+    style_inputs: list[Tensor]
+
+
+@register_model("sanet", config=SANetConfig)
+class SANet(StyleTransferModule):
+    """SANet with content, style and the two identity losses.
+
+    Each image goes through the encoder once; T(c,s), T(c,c) and T(s,s), their
+    decoding and their loss features each run as one batched call, and the
+    targets come from the frozen loss VGG without gradients.
+    """
+
+    encoder_depth = 5
+    loss_depth = 5
+    content_error_terms = ("content", "identity1", "identity2")
+    style_error_terms = ("style",)
+    # relu k_1 levels of the encoder features the transform takes, in its argument order.
+    transform_levels: ClassVar[tuple[int, ...]] = (4, 5)
+    size_multiple = 16  # relu5_1 upsampled x2 must match relu4_1
+
+    def build_transform(self) -> nn.Module:
+        return SANetTransform()
+
+    def transform_inputs(self, features: list[Tensor]) -> list[Tensor]:
+        return [features[level - 1] for level in self.transform_levels]
+
+    def encode(self, content: Tensor, style: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """Encoder features of both images, after checking their sizes."""
+        self.check_size(content, "content")
+        self.check_size(style, "style")
+        content_feats, style_feats = batched_call(self.encoder, [(content,), (style,)])
+        return content_feats, style_feats
+
+    def loss_targets(
+        self, content: Tensor, style: Tensor, content_feats: list[Tensor], style_feats: list[Tensor]
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """Loss VGG features of the inputs; the encoder's own when it is the (frozen) loss net."""
+        if self.loss_net is None:
+            return [f.detach() for f in content_feats], [f.detach() for f in style_feats]
+        with torch.no_grad():
+            target_c, target_s = batched_call(self.loss_net, [(content,), (style,)])
+        return target_c, target_s
+
+    def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
+        content_in, style_in = map(self.transform_inputs, self.encode(content, style))
+        if alpha == 1.0:
+            return self.decoder(self.transform(*content_in, *style_in))
+        styled, identity = batched_call(self.transform, [(*content_in, *style_in), (*content_in, *content_in)])
+        return self.decoder(alpha * styled + (1 - alpha) * identity)
+
+    def decode_features(self, calls: list[tuple[Tensor, ...]]) -> tuple[list[Tensor], list[list[Tensor]]]:
+        """Transform each argument tuple, decode, and take loss features: (images, their features)."""
+        images = batched_call(self.decoder, [(t,) for t in batched_call(self.transform, calls)])
+        return images, batched_call(self.loss_features, [(image,) for image in images])
+
+    def identity_pass(self, content: Tensor, style: Tensor) -> IdentityPass:
+        content_feats, style_feats = self.encode(content, style)
+        target_c, target_s = self.loss_targets(content, style, content_feats, style_feats)
+        content_in, style_in = self.transform_inputs(content_feats), self.transform_inputs(style_feats)
+        calls = [(*content_in, *style_in), (*content_in, *content_in), (*style_in, *style_in)]
+        (stylized, content_id, style_id), (out, out_cc, out_ss) = self.decode_features(calls)
+        picked = [level - 1 for level in CONTENT_LEVELS]
+        terms = {
+            "content": normalised_content_loss([out[i] for i in picked], [target_c[i] for i in picked]),
+            "style": mean_std_loss(out, target_s),
+            "identity1": mse_per_sample(content_id, content) + mse_per_sample(style_id, style),
+            "identity2": feature_mse(out_cc, target_c) + feature_mse(out_ss, target_s),
+        }
+        return IdentityPass(Losses(terms=terms, stylized=stylized), content_in, style_in)
+
+    def losses(self, content: Tensor, style: Tensor) -> Losses:
+        return self.identity_pass(content, style).losses
