@@ -2,6 +2,8 @@
 
 from lottery_style.models import adain  # noqa: F401  (registers model=adain)
 from lottery_style.models import lst  # noqa: F401  (registers model=lst)
+from lottery_style.models import manet  # noqa: F401  (registers model=manet)
+from lottery_style.models import sanet  # noqa: F401  (registers model=sanet)
 from lottery_style.models.base import PARTS, Losses, StyleTransferModule
 from lottery_style.models.registry import MODEL_REGISTRY, create_model, model_class, register_model
 
