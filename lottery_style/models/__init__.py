@@ -1,5 +1,6 @@
 """Architectures register themselves on import; importing this package makes them all available."""
 
+from lottery_style.models import adaattn  # noqa: F401  (registers model=adaattn)
 from lottery_style.models import adain  # noqa: F401  (registers model=adain)
 from lottery_style.models import lst  # noqa: F401  (registers model=lst)
 from lottery_style.models import manet  # noqa: F401  (registers model=manet)
