@@ -203,7 +203,7 @@ class LotteryRun:
     def _trainer(self, ticket_dir: Path, mask_callback: MaskCallback, index: int, logger: Any) -> Trainer:
         hw, training = self.cfg.hardware, self.cfg.training
         checkpoint = ModelCheckpoint(
-            dirpath=ticket_dir / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=1, save_on_train_epoch_end=True
+            dirpath=ticket_dir / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=training.checkpoint_every
         )
         return Trainer(
             max_steps=training.steps,

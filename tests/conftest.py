@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,3 +43,34 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch_home"))
     monkeypatch.setenv("LOTTERY_STYLE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# Test-size overrides: tiny crops, a few steps, random weights, no progress bars.
+TINY = [
+    "model.encoder.weights=random",
+    "data.load_size=48",
+    "data.crop_size=32",
+    "data.batch_size=2",
+    "data.eval_size=32",
+    "data.eval_contents=2",
+    "data.eval_styles=2",
+    "data.grid_pairs=2",
+    "training.steps=4",
+    "training.checkpoint_every=2",
+    "training.log_every=1",
+    "training.progress_bar=false",
+]
+
+
+def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
+    """The root config as Hydra composes it for the command line, without running anything."""
+    from hydra import compose, initialize_config_dir
+
+    import lottery_style.train  # noqa: F401  (registers schemas and resolvers)
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    if output_dir is not None:
+        cfg.output_dir = str(output_dir)
+    return cfg

@@ -1,0 +1,82 @@
+"""Every config composes; bad keys, types and options fail at composition with the culprit named."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from lottery_style.validation import ConfigError, check_config
+from tests.conftest import CONF_DIR, TINY, compose_train
+
+GROUPS = ["model", "pruning", "data", "hardware", "logger", "experiment"]
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("group", "option"), [(g, o) for g in GROUPS for o in group_options(g)], ids=lambda v: str(v)
+)
+def test_every_option_of_every_group_composes(group: str, option: str) -> None:
+    cfg = compose_train([f"{group}={option}"])
+    if group != "experiment":
+        assert cfg[group] is not None
+
+
+def test_experiments_exist() -> None:
+    assert group_options("experiment"), "conf/experiment/ has no recipes"
+
+
+def first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0]
+
+
+def test_misspelled_key_fails_naming_it() -> None:
+    with pytest.raises((ConfigCompositionException, ConfigKeyError)) as error:
+        compose_train(["training.stepz=3"])
+    assert "stepz" in str(error.value)
+
+
+def test_misspelled_model_key_fails_naming_it() -> None:
+    with pytest.raises((ConfigCompositionException, ConfigKeyError)) as error:
+        compose_train(["model.loss_weights.stlye=3"])
+    assert "stlye" in str(error.value)
+
+
+def test_wrong_type_fails_naming_the_value() -> None:
+    with pytest.raises((ConfigCompositionException, ValidationError)) as error:
+        compose_train(["pruning.rate=lots"])
+    assert "lots" in str(error.value)
+
+
+def test_unknown_enum_value_fails_naming_it() -> None:
+    with pytest.raises((ConfigCompositionException, ValidationError)) as error:
+        compose_train(["pruning.method=magic"])
+    assert "magic" in str(error.value)
+
+
+def test_unknown_group_option_fails_naming_it() -> None:
+    with pytest.raises(MissingConfigException) as error:
+        compose_train(["model=nosuchmodel"])
+    assert "nosuchmodel" in first_line(error.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "culprit"),
+    [
+        (["pruning.rate=1.5"], "pruning.rate=1.5"),
+        (["pruning.sparsities=[0.5,0.3]"], "0.3"),
+        (["pruning.rewind=step", "pruning.rewind_step=9"], "pruning.rewind_step=9"),
+        (["data.crop_size=64"], "data.crop_size=64"),
+        (["data.eval_size=36"], "data.eval_size=36"),
+        (["training.steps=0"], "training.steps=0"),
+    ],
+)
+def test_cross_field_rules_fail_before_training(overrides: list[str], culprit: str) -> None:
+    cfg = compose_train([*TINY, *overrides])
+    with pytest.raises(ConfigError) as error:
+        check_config(cfg)
+    assert culprit in first_line(error.value)
+    assert len(str(error.value).splitlines()) == 1
