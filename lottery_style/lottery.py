@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Trainer, seed_everything
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.atomic import atomic_torch_save, atomic_write_json, atomic_write_text, load_tensors
@@ -205,6 +205,9 @@ class LotteryRun:
         checkpoint = ModelCheckpoint(
             dirpath=ticket_dir / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=training.checkpoint_every
         )
+        callbacks = [mask_callback, EpochSeed(self.cfg.seed * 1_000 + index), checkpoint]
+        if training.progress_bar:
+            callbacks.append(RichProgressBar())
         return Trainer(
             max_steps=training.steps,
             accelerator=hw.accelerator,
@@ -212,7 +215,7 @@ class LotteryRun:
             strategy=hw.strategy,
             precision=hw.precision,
             num_nodes=hw.num_nodes,
-            callbacks=[mask_callback, EpochSeed(self.cfg.seed * 1_000 + index), checkpoint],
+            callbacks=callbacks,
             logger=logger,
             default_root_dir=ticket_dir,
             log_every_n_steps=training.log_every,
