@@ -1,0 +1,134 @@
+"""MCCNet (Deng et al., AAAI 2021): multi-channel correlation at relu4_1 (MODELS.md 6).
+
+The losses are SANet's (content, style, two identity terms) plus an
+illumination term and total variation, so the module extends SANet and reuses
+its batched identity pass, its error groups (E_content = content + both
+identity terms, E_style = style) and its test-time ``alpha``, which blends
+``T(c, s)`` with ``T(c, c)``. Image sides must be multiples of 8, so that a
+decoded image (8x the relu4_1 size) matches its input in the identity loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from lottery_style.config import ModelConfig
+from lottery_style.models.base import Losses
+from lottery_style.models.registry import register_model
+from lottery_style.models.sanet import SANet
+from lottery_style.models.stats import EPS, mse_per_sample, mvn, total_variation
+
+CHANNELS = 512  # relu4_1
+
+
+@dataclass
+class MCCNetLossWeights:
+    content: float = 3.0
+    style: float = 10.0
+    identity1: float = 70.0
+    identity2: float = 1.0
+    illumination: float = 3000.0
+    tv: float = 1e-4
+
+
+@dataclass
+class MCCNetConfig(ModelConfig):
+    name: str = "mccnet"
+    eps: float = EPS  # keeps the correlation weight's denominator away from 0 (the reference has none)
+    include_unused_conv: bool = False  # the reference's dead 1x1 conv h, only to load released checkpoints
+    noise_std_min: float = 0.01  # illumination loss: n ~ N(0, s^2), s ~ U(min, max) once per call
+    noise_std_max: float = 0.02
+    loss_weights: MCCNetLossWeights = field(default_factory=MCCNetLossWeights)
+
+
+class MCCBlock(nn.Module):
+    """Re-weights each channel of the content by how strongly the style channel correlates with itself.
+
+    w_c = sum_n G[c,n]^2 / sum_n G[c,n] with G = g(mvn(Fs)), mixed by a linear
+    layer, then Fc + o(f(mvn(Fc)) * w). Deviation from the reference: ``eps`` is
+    added to the denominator, pushed away from zero in the sum's own sign, so
+    that |denominator| >= eps. Without it a constant style (mvn gives 0, so G
+    is g's bias) gives 0/0 on any channel whose bias is 0. The weight stays
+    ill-conditioned wherever the sum is merely near 0: eps guarantees finite
+    values, not small ones.
+
+    The reference also declares a 1x1 conv ``h`` that forward never uses. It is
+    left out by default because it never receives a gradient, yet global
+    magnitude pruning would rank its untrained weights among the live ones;
+    ``include_unused_conv`` restores it to load released checkpoints.
+    """
+
+    def __init__(self, channels: int = CHANNELS, eps: float = EPS, include_unused_conv: bool = False):
+        super().__init__()
+        if eps <= 0:
+            raise ValueError(f"model.eps={eps} is invalid: expected a positive number")
+        self.eps = eps
+        self.f = nn.Conv2d(channels, channels, 1)
+        self.g = nn.Conv2d(channels, channels, 1)
+        if include_unused_conv:
+            self.h = nn.Conv2d(channels, channels, 1)
+        self.o = nn.Conv2d(channels, channels, 1)
+        self.fc = nn.Linear(channels, channels)
+
+    def channel_weights(self, style: Tensor) -> Tensor:
+        """Per-sample ``[B, C]`` self-correlation weights of the style channels, before the linear layer."""
+        keys = self.g(mvn(style)).flatten(2)
+        total = keys.sum(dim=2)
+        denominator = torch.where(total >= 0, total + self.eps, total - self.eps)
+        return keys.pow(2).sum(dim=2) / denominator
+
+    def forward(self, content: Tensor, style: Tensor) -> Tensor:
+        weights = self.fc(self.channel_weights(style))
+        return content + self.o(self.f(mvn(content)) * weights[..., None, None])
+
+
+@register_model("mccnet", config=MCCNetConfig)
+class MCCNet(SANet):
+    """MCCNet: SANet's loss family with a relu4_1 MCC transform, an illumination term and total variation.
+
+    Encoder depth: with a frozen encoder it extracts relu5_1 so that it doubles
+    as the loss net (the reference's computation). A trained encoder ("+")
+    stops at relu4_1, the only level T sees: its relu4_2..relu5_1 convs would
+    get no gradient (the losses use the separate frozen loss VGG) and would
+    only inflate the weights that global magnitude pruning ranks.
+    """
+
+    transform_levels = (4,)
+    size_multiple = 8
+
+    def __init__(self, cfg: DictConfig | Mapping[str, Any]):
+        super().__init__(cfg)
+        lo, hi = float(self.cfg.noise_std_min), float(self.cfg.noise_std_max)
+        if not 0 <= lo <= hi:
+            raise ValueError(f"model.noise_std_min={lo}, noise_std_max={hi} are invalid: expected 0 <= min <= max")
+        self.noise_std_range = (lo, hi)
+
+    @property
+    def encoder_depth(self) -> int:  # type: ignore[override]  # depends on train_encoder
+        return max(self.transform_levels) if self.cfg.train_encoder else self.loss_depth
+
+    def build_transform(self) -> MCCBlock:
+        return MCCBlock(CHANNELS, float(self.cfg.eps), bool(self.cfg.include_unused_conv))
+
+    def losses(self, content: Tensor, style: Tensor) -> Losses:
+        result, _, style_in = self.identity_pass(content, style)
+        result.terms["illumination"] = self.illumination_loss(content, style_in, result.stylized)
+        result.terms["tv"] = total_variation(result.stylized)
+        return result
+
+    def illumination_loss(self, content: Tensor, style_in: list[Tensor], stylized: Tensor) -> Tensor:
+        """Stylizing a noisy content should give the same image (the stylized target is not detached).
+
+        One noise level s ~ U(noise_std_min, noise_std_max) per call from torch's
+        global RNG; the term is random, so it is not part of the test error E.
+        """
+        lo, hi = self.noise_std_range
+        noise_std = lo + (hi - lo) * torch.rand((), device=content.device)
+        noisy_in = self.transform_inputs(self.encoder(content + noise_std * torch.randn_like(content)))
+        return mse_per_sample(self.decoder(self.transform(*noisy_in, *style_in)), stylized)
