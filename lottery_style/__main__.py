@@ -1,3 +1,5 @@
+import sys
+
 from lottery_style.cli import main
 
-main()
+sys.exit(main())

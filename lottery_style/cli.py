@@ -1,15 +1,122 @@
-"""The ``lottery-style`` console script: training by default, tools as subcommands."""
+"""The ``lottery-style`` console script: training by default, tools as subcommands.
+
+``lottery-style [hydra overrides]`` trains (Hydra parses the command line as
+before); a first argument naming a tool runs it instead::
+
+    lottery-style stylize --ticket runs/x/round_03 --content photos/ --style art.jpg --out styled/
+    lottery-style export runs/x/round_03 --out ticket.lst --compress
+    lottery-style report runs/x runs/y --out report/
+
+A bad input (missing ticket, unreadable image, a ticket of another
+architecture) ends the tool with one line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable, Sequence
+
+MIB = 2**20
 
 
-def main() -> None:
+def _device(name: str):  # noqa: ANN202  (torch is imported lazily: `lottery-style --help` stays fast)
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA device is available: use --device cpu")
+    return torch.device(name)
+
+
+def stylize(args: argparse.Namespace) -> None:
+    from lottery_style.stylize import image_paths, stylize_images
+    from lottery_style.ticket_io import load_ticket
+
+    device = _device(args.device)
+    contents, styles = image_paths(args.content, "content"), image_paths(args.style, "style")
+    model, _ = load_ticket(args.ticket, args.model)
+    size = None if args.keep_size else args.size
+    written = 0
+    for path in stylize_images(model, contents, styles, args.out, alpha=args.alpha, size=size, device=device):
+        written += 1
+        print(path)
+    print(f"{written} stylized image(s) in {args.out}", file=sys.stderr)
+
+
+def export(args: argparse.Namespace) -> None:
+    from lottery_style.ticket_io import export_round
+
+    stats = export_round(args.round_folder, args.out, fp16=args.fp16, compress=args.compress)
+    print(
+        f"wrote {args.out}: {stats.file_bytes / MIB:.2f} MiB, {stats.x_smaller_than_dense:.2f}x smaller than dense fp32 "
+        f"({stats.dense_bytes / MIB:.2f} MiB), {stats.ratio_to_floor:.4f}x the floor "
+        f"({stats.floor_bytes / MIB:.2f} MiB = value bits x {stats.kept:,} kept + 1 bit x {stats.masked_entries:,} "
+        f"+ {stats.unmasked_bytes / MIB:.2f} MiB of unpruned tensors)"
+    )
+
+
+def report(args: argparse.Namespace) -> None:
+    from lottery_style.report import write_report
+
+    print(write_report(args.runs, args.out))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lottery-style", description="Tools for tickets (training: lottery-style [overrides])")
+    tools = parser.add_subparsers(dest="tool", required=True)
+
+    p = tools.add_parser("stylize", help="stylize every content image with every style image")
+    p.add_argument("--ticket", required=True, help="a round folder, a ticket export file or a Lightning .ckpt")
+    p.add_argument("--content", required=True, help="an image or a folder of images")
+    p.add_argument("--style", required=True, help="an image or a folder of images")
+    p.add_argument("--out", required=True, help="output folder for <content>__<style>.png")
+    p.add_argument("--alpha", type=float, default=1.0, help="style strength in [0, 1] (0: content reconstruction)")
+    sizes = p.add_mutually_exclusive_group()
+    sizes.add_argument("--size", type=int, default=512, help="shorter side in px, rounded to the model's multiple")
+    sizes.add_argument("--keep-size", action="store_true", help="keep each image's size; output at the content's size")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--model", help="the architecture you expect (an error if the ticket holds another one)")
+    p.set_defaults(run=stylize)
+
+    p = tools.add_parser("export", help="write a round folder as one compact ticket file")
+    p.add_argument("round_folder", help="a finished round_XX folder")
+    p.add_argument("--out", required=True, help="the ticket file to write")
+    p.add_argument("--fp16", action="store_true", help="store kept values as fp16 (lossy, about half the size)")
+    p.add_argument("--compress", action="store_true", help="LZMA-code the file (lossless)")
+    p.set_defaults(run=export)
+
+    p = tools.add_parser("report", help="figures and one HTML page from run folders")
+    p.add_argument("runs", nargs="+", help="run folders (IMP and controls, any seeds), or folders holding them")
+    p.add_argument("--out", required=True, help="output folder for report.html, report.json and the figures")
+    p.set_defaults(run=report)
+    return parser
+
+
+TOOLS = ("stylize", "export", "report")
+
+
+def run_tool(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], None] = args.run
+    try:
+        run(args)
+    except (ValueError, OSError) as error:  # TicketError, DataError, ReportError, WeightsError are ValueErrors
+        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"lottery-style {args.tool}: error: {message or type(error).__name__}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TOOLS:
+        return run_tool(argv)
     from lottery_style.train import main as train_main
 
+    sys.argv = [sys.argv[0], *argv]
     train_main()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

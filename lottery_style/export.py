@@ -11,7 +11,8 @@ File layout (no pickle, so loading a foreign file cannot run code)::
     MAGIC | header length (uint64, little endian) | JSON header | payload
 
 The header names every tensor with its dtype, shape and where its blobs sit in
-the (decoded) payload, plus a CRC-32 of the decoded payload. ``compress=True``
+the (decoded) payload, plus a CRC-32 of the decoded payload and the caller's
+JSON ``metadata`` (the model config, so that the file alone rebuilds the model). ``compress=True``
 byte-shuffles every multi-byte blob (all first bytes, then all second bytes...,
 so the nearly constant sign/exponent bytes of the surviving weights line up)
 and LZMA-codes the payload; both are lossless.
@@ -163,8 +164,12 @@ def export_ticket(
     *,
     values: Values = "fp32",
     compress: bool = False,
+    metadata: Mapping[str, Any] | None = None,
 ) -> ExportStats:
-    """Write ``state_dict`` with every masked tensor stored sparse; ``values='fp16'`` is lossy, the rest exact."""
+    """Write ``state_dict`` with every masked tensor stored sparse; ``values='fp16'`` is lossy, the rest exact.
+
+    ``metadata`` (JSON-serialisable) is stored in the header and read back by :func:`export_metadata`.
+    """
     if values not in VALUE_DTYPES:
         raise ValueError(f"values={values!r}: expected one of {sorted(VALUE_DTYPES)}")
     _check_masks(state_dict, masks)
@@ -197,6 +202,7 @@ def export_ticket(
         "payload_bytes": len(payload),
         "crc32": zlib.crc32(payload),
         "tensors": entries,
+        "metadata": dict(metadata or {}),
     }
     stored = lzma.compress(payload) if compress else payload
     head = json.dumps(header, separators=(",", ":")).encode("utf-8")
@@ -265,6 +271,16 @@ def _restore(entry: dict[str, Any], payload: memoryview, shuffled: bool) -> tupl
     flat = torch.zeros(shape.numel(), dtype=dtype)
     flat[keep] = kept_values.to(dtype)
     return flat.view(shape), keep.view(shape)
+
+
+def export_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``metadata`` given to :func:`export_ticket` (empty for a file written without any)."""
+    path = Path(path)
+    header, _ = _read_header(path.read_bytes(), path)
+    metadata = header.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path} has a corrupt header: its metadata is not a JSON object")
+    return metadata
 
 
 def load_ticket_export(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Tensor]]:

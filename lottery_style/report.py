@@ -1,0 +1,275 @@
+"""One page from many run folders: E vs sparsity per method over seeds, verdicts, per-part sparsity, grids.
+
+Runs are grouped by model and method (``metrics.json``'s ``method``) and
+replicated over seeds (``config.yaml``'s ``seed``). Every number comes from the
+runs' own records (``summary.json``, or the finished rounds when a run has no
+summary yet), so the page can be rebuilt at any time without a model. Rounds
+are matched across seeds by index: every seed of a method follows the same
+sparsity schedule. Spreads are sample standard deviations over seeds (0 for a
+single seed).
+
+The loading and plotting functions are public so that a notebook can draw the
+same figures: ``load_runs(paths)``, ``group_runs(runs)``, ``aggregate(runs)``,
+``error_figure(groups)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+from omegaconf import OmegaConf
+
+from lottery_style.atomic import atomic_write_json, atomic_write_text
+from lottery_style.models import PARTS
+from lottery_style.tickets import round_dir, summary_rows
+
+METRICS = ("sparsity", "E", "E_content", "E_style", "ssim", *(f"sparsity_{part}" for part in PARTS))
+METHOD_ORDER = ("imp", "oneshot", "random_reinit", "random_prune", "dense")
+
+
+class ReportError(ValueError):
+    """A folder that holds no usable run; the one-line message names it."""
+
+
+@dataclass
+class Run:
+    """One run folder's records."""
+
+    path: Path
+    model: str
+    method: str
+    seed: int
+    rows: list[dict[str, Any]]  # one per finished round, the fields of tickets.SUMMARY_FIELDS
+    verdict: dict[str, Any]  # tickets.Verdict as a dict
+
+    def grid(self, round_index: int) -> Path | None:
+        path = round_dir(self.path, round_index) / "grid.png"
+        return path if path.is_file() else None
+
+
+# ----------------------------------------------------------------- loading
+def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
+    """Each path is a run folder (it has ``round_00``) or a folder holding run folders at any depth (a sweep)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            raise ReportError(f"run folder {path} does not exist")
+        runs = [path] if (path / "round_00").is_dir() else sorted(p.parent for p in path.rglob("round_00") if p.is_dir())
+        if not runs:
+            raise ReportError(f"{path} holds no run folder: expected a folder with round_00/ inside (or a sweep of them)")
+        found += [run for run in runs if run not in found]
+    return found
+
+
+def load_run(path: Path) -> Run:
+    config_file = round_dir(path, 0) / "config.yaml"
+    if not config_file.is_file():
+        raise ReportError(f"{path} has no finished round 0 ({config_file} is missing)")
+    cfg = OmegaConf.load(config_file)
+    summary = path / "summary.json"
+    if summary.is_file():
+        data = json.loads(summary.read_text())
+        rows, verdict = data["rounds"], data["verdict"]
+    else:
+        try:
+            rows, verdict_obj = summary_rows(path, float(OmegaConf.select(cfg, "pruning.matching_tolerance", default=0.0)))
+        except (ValueError, OSError) as error:  # no finished round 0, a round without metrics.json
+            raise ReportError(f"{path} has no summary.json and its rounds cannot make one: {error}") from None
+        verdict = asdict(verdict_obj)
+    return Run(path=path, model=str(cfg.model.name), method=str(rows[0]["method"]), seed=int(cfg.seed), rows=rows, verdict=verdict)
+
+
+def load_runs(paths: Sequence[str | Path]) -> list[Run]:
+    return [load_run(path) for path in find_run_dirs(paths)]
+
+
+def flat_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One row per (run, round) with the run's model, method, seed and folder: a table for pandas."""
+    return [{"run": str(run.path), "model": run.model, "seed": run.seed, **row, "method": run.method} for run in runs for row in run.rows]
+
+
+def _method_key(method: str) -> tuple[int, str]:
+    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+
+
+def group_runs(runs: Sequence[Run]) -> dict[str, dict[str, list[Run]]]:
+    """model -> method -> runs (sorted by seed), methods in a fixed order with IMP first."""
+    groups: dict[str, dict[str, list[Run]]] = {}
+    for run in runs:
+        groups.setdefault(run.model, {}).setdefault(run.method, []).append(run)
+    return {
+        model: {m: sorted(methods[m], key=lambda r: r.seed) for m in sorted(methods, key=_method_key)}
+        for model, methods in sorted(groups.items())
+    }
+
+
+# ------------------------------------------------------------- statistics
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    values = [float(v) for v in values]
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def aggregate(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Per round index: mean and std over seeds of every metric, and how many seeds match (both criteria)."""
+    points = []
+    for index in range(max(len(run.rows) for run in runs)):
+        rows = [run.rows[index] for run in runs if index < len(run.rows)]
+        point: dict[str, Any] = {"round": index, "seeds": len(rows)}
+        for metric in METRICS:
+            values = [row[metric] for row in rows if row.get(metric) is not None]
+            if values:
+                point[f"{metric}_mean"], point[f"{metric}_std"] = mean_std(values)
+        point["matching"] = sum(bool(row["matching"]) for row in rows)
+        point["matching_std"] = sum(bool(row["matching_std"]) for row in rows)
+        points.append(point)
+    return points
+
+
+def extreme_sparsity(runs: Sequence[Run]) -> dict[str, Any]:
+    """Extreme sparsity over seeds under both verdicts: the values, their mean and std."""
+    result: dict[str, Any] = {"seeds": [run.seed for run in runs]}
+    for key in ("extreme_sparsity", "extreme_sparsity_std"):
+        values = [float(run.verdict[key]) for run in runs]
+        mean, std = mean_std(values)
+        result[key] = {"values": values, "mean": mean, "std": std}
+    return result
+
+
+# ---------------------------------------------------------------- figures
+def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = ("E",), title: str = "") -> Figure:
+    """One panel per metric: a line per method (mean over seeds, shaded +-std) against sparsity, and the
+    dense round 0 (mean over every run) as a dashed line."""
+    figure = Figure(figsize=(5.5 * len(metrics), 4), layout="constrained")
+    axes = figure.subplots(1, len(metrics), squeeze=False)[0]
+    for axis, metric in zip(axes, metrics):
+        dense = [run.rows[0][metric] for runs in methods.values() for run in runs]
+        axis.axhline(statistics.fmean(dense), color="black", linestyle="--", linewidth=1, label="dense (round 0)")
+        for method, runs in methods.items():
+            points = aggregate(runs)
+            x = [100 * p["sparsity_mean"] for p in points]
+            mean = [p[f"{metric}_mean"] for p in points]
+            std = [p[f"{metric}_std"] for p in points]
+            line = axis.plot(x, mean, marker="o", label=f"{method} (n={len(runs)})")[0]
+            axis.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                              color=line.get_color(), alpha=0.2)  # fmt: skip
+        axis.set_xlabel("sparsity (%)")
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_error_vs_sparsity(
+    methods: Mapping[str, Sequence[Run]], path: str | Path, metrics: Sequence[str] = ("E",), title: str = ""
+) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    error_figure(methods, metrics, title).savefig(path, dpi=120)
+    return path
+
+
+# ------------------------------------------------------------------- page
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def _pm(mean: float, std: float, fmt: str = ".5g") -> str:
+    return f"{mean:{fmt}} ± {std:{fmt}}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _image(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<figure><img src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+
+
+def _extreme_rows(methods: Mapping[str, Sequence[Run]]) -> list[list[str]]:
+    rows = []
+    for method, runs in methods.items():
+        ext = extreme_sparsity(runs)
+        rows.append([
+            method, len(runs), ", ".join(map(str, ext["seeds"])),
+            f"{_pct(ext['extreme_sparsity']['mean'])} ± {_pct(ext['extreme_sparsity']['std'])}",
+            f"{_pct(ext['extreme_sparsity_std']['mean'])} ± {_pct(ext['extreme_sparsity_std']['std'])}",
+        ])  # fmt: skip
+    return rows
+
+
+def _round_rows(runs: Sequence[Run]) -> list[list[str]]:
+    return [
+        [
+            p["round"], _pct(p["sparsity_mean"]), _pm(p["E_mean"], p["E_std"]), _pm(p["E_content_mean"], p["E_content_std"]),
+            _pm(p["E_style_mean"], p["E_style_std"]), f"{p['matching']}/{p['seeds']}", f"{p['matching_std']}/{p['seeds']}",
+            *(_pct(p.get(f"sparsity_{part}_mean", 0.0)) for part in PARTS),
+        ]
+        for p in aggregate(runs)
+    ]  # fmt: skip
+
+
+def _grids(methods: Mapping[str, Sequence[Run]]) -> list[str]:
+    """The first seed's dense grid, and per method the grid at its extreme sparsity (else its last round)."""
+    first = next(iter(methods.values()))[0]
+    shown = [(first.grid(0), f"dense (round 0), {first.method} seed {first.seed}")]
+    for method, runs in methods.items():
+        run = runs[0]
+        matching = [i for i, row in enumerate(run.rows) if row["matching"] and i > 0]
+        index = matching[-1] if matching else len(run.rows) - 1
+        if index > 0:
+            verdict = "extreme matching sparsity" if matching else "last round, not matching"
+            shown.append((run.grid(index), f"{method} seed {run.seed}, round {index}: "
+                          f"{_pct(run.rows[index]['sparsity'])} ({verdict})"))  # fmt: skip
+    return [_image(path, caption) for path, caption in shown if path is not None]
+
+
+PAGE_STYLE = (
+    "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+    "img{max-width:100%}figure{display:inline-block;margin:.5em;vertical-align:top}"
+)
+ROUND_HEADER = ("round", "sparsity", "E", "E_content", "E_style", "matching", "matching (1 std)",
+                *(f"{part} sparsity" for part in PARTS))  # fmt: skip
+EXTREME_HEADER = ("method", "seeds", "seed values", "extreme sparsity (E <= dense)", "extreme sparsity (E <= dense + 1 std)")
+
+
+def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
+    """Figures (PNG), ``report.json`` and a self-contained ``report.html`` in ``out_dir``; returns the page."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = load_runs(paths)
+    sections, numbers = [], {}
+    for model, methods in group_runs(runs).items():
+        curve = plot_error_vs_sparsity(methods, out_dir / f"E_vs_sparsity-{model}.png", ("E",), f"{model}: test error E")
+        terms = plot_error_vs_sparsity(methods, out_dir / f"terms_vs_sparsity-{model}.png", ("E_content", "E_style"), model)
+        numbers[model] = {m: {"extreme": extreme_sparsity(r), "rounds": aggregate(r), "runs": [str(x.path) for x in r]}
+                          for m, r in methods.items()}  # fmt: skip
+        per_method = "".join(f"<h3>{html.escape(m)}</h3>{_table(ROUND_HEADER, _round_rows(r))}" for m, r in methods.items())
+        sections.append(
+            f"<h2>{html.escape(model)}</h2>{_image(curve, curve.name)}{_image(terms, terms.name)}"
+            f"<h3>Extreme sparsity (mean ± std over seeds)</h3>{_table(EXTREME_HEADER, _extreme_rows(methods))}"
+            f"<h3>Rounds (mean ± std over seeds; matching = seeds whose ticket matches)</h3>{per_method}"
+            f"<h3>Stylized grids (content | style | output)</h3>{''.join(_grids(methods))}"
+        )
+    run_rows = [[str(r.path), r.model, r.method, r.seed, len(r.rows)] for r in runs]
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>lottery-style report</title>"
+        f"<style>{PAGE_STYLE}</style></head><body><h1>lottery-style report</h1>"
+        f"{''.join(sections)}<h2>Runs</h2>{_table(('folder', 'model', 'method', 'seed', 'rounds'), run_rows)}</body></html>"
+    )
+    atomic_write_json(out_dir / "report.json", numbers)
+    atomic_write_text(out_dir / "report.html", page)
+    return out_dir / "report.html"
