@@ -35,7 +35,9 @@ def pair() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_part_sizes_match_the_reference(model):
-    assert count(model.encoder) == 12_944_972  # relu5_1 for the losses, although T takes relu4_1
+    assert count(model.encoder) == 3_505_740  # "+": relu4_1, the only level T takes
+    frozen = tiny_model("manet", train_encoder=False)
+    assert count(frozen.encoder) == 12_944_972 and frozen.loss_net is None  # the reference: relu5_1 for the losses
     assert count(model.transform) == 3_151_872
     assert count(model.decoder) == 3_505_219
     assert len(model.prunable_weights()["transform"]) == 12  # three blocks of four 1x1 convs

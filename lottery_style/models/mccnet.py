@@ -92,11 +92,8 @@ class MCCBlock(nn.Module):
 class MCCNet(SANet):
     """MCCNet: SANet's loss family with a relu4_1 MCC transform, an illumination term and total variation.
 
-    Encoder depth: with a frozen encoder it extracts relu5_1 so that it doubles
-    as the loss net (the reference's computation). A trained encoder ("+")
-    stops at relu4_1, the only level T sees: its relu4_2..relu5_1 convs would
-    get no gradient (the losses use the separate frozen loss VGG) and would
-    only inflate the weights that global magnitude pruning ranks.
+    Encoder depth: as SANet's rule, relu4_1 for a trained encoder ("+"), since
+    T reads only relu4_1; relu5_1 when the frozen encoder doubles as the loss net.
     """
 
     transform_levels = (4,)
@@ -108,10 +105,6 @@ class MCCNet(SANet):
         if not 0 <= lo <= hi:
             raise ValueError(f"model.noise_std_min={lo}, noise_std_max={hi} are invalid: expected 0 <= min <= max")
         self.noise_std_range = (lo, hi)
-
-    @property
-    def encoder_depth(self) -> int:  # type: ignore[override]  # depends on train_encoder
-        return max(self.transform_levels) if self.cfg.train_encoder else self.loss_depth
 
     def build_transform(self) -> MCCBlock:
         return MCCBlock(CHANNELS, float(self.cfg.eps), bool(self.cfg.include_unused_conv))

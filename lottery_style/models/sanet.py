@@ -74,13 +74,22 @@ class SANet(StyleTransferModule):
     targets come from the frozen loss VGG without gradients.
     """
 
-    encoder_depth = 5
     loss_depth = 5
     content_error_terms = ("content", "identity1", "identity2")
     style_error_terms = ("style",)
     # relu k_1 levels of the encoder features the transform takes, in its argument order.
     transform_levels: ClassVar[tuple[int, ...]] = (4, 5)
     size_multiple = 16  # relu5_1 upsampled x2 must match relu4_1
+
+    @property
+    def encoder_depth(self) -> int:  # type: ignore[override]  # depends on train_encoder
+        """The deepest level the transform reads; relu5_1 always when the frozen encoder is the loss net.
+
+        A trained encoder ("+") stops at the transform's deepest level: deeper convs
+        would get no gradient (the losses use the separate frozen loss VGG) and would
+        only inflate the weights that global magnitude pruning ranks.
+        """
+        return max(self.transform_levels) if self.cfg.train_encoder else self.loss_depth
 
     def build_transform(self) -> nn.Module:
         return SANetTransform()
