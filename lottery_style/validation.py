@@ -11,6 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from lottery_style.config import Method, Rewind
+from lottery_style.data.datamodule import check_data_config
 from lottery_style.models import model_class
 
 
@@ -43,8 +44,7 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"pruning.matching_tolerance={pruning.matching_tolerance} is invalid: expected >= 0")
     if pruning.source_run is not None and not Path(pruning.source_run, "round_00").is_dir():
         raise ConfigError(f"pruning.source_run={pruning.source_run} is not an IMP run folder (no round_00 inside)")
-    if data.crop_size > data.load_size:
-        raise ConfigError(f"data.crop_size={data.crop_size} is larger than data.load_size={data.load_size}")
+    check_data_config(data, training.checkpoint_every)
     multiple = model_class(cfg.model.name).size_multiple
     for key in ("crop_size", "eval_size"):
         if data[key] % multiple:

@@ -6,6 +6,7 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
+from lottery_style.data.images import DataError
 from lottery_style.validation import ConfigError, check_config
 from tests.conftest import CONF_DIR, TINY, compose_train
 
@@ -76,7 +77,7 @@ def test_unknown_group_option_fails_naming_it() -> None:
 )
 def test_cross_field_rules_fail_before_training(overrides: list[str], culprit: str) -> None:
     cfg = compose_train([*TINY, *overrides])
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises((ConfigError, DataError)) as error:
         check_config(cfg)
     assert culprit in first_line(error.value)
     assert len(str(error.value).splitlines()) == 1
