@@ -60,6 +60,7 @@ TINY = [
     "training.checkpoint_every=2",
     "training.log_every=1",
     "training.progress_bar=false",
+    "logger=csv",
 ]
 
 
