@@ -252,6 +252,7 @@ class LotteryRun:
             **{f"sparsity_{part}": model_sparsity["parts"].get(part, 0.0) for part in PARTS},
             "sparsity_layers": model_sparsity["layers"],
             "weight_source": model.weight_source.value,
+            "mask_hashes": mask_callback.mask_hashes,  # one per DDP rank, all equal (checked at fit start)
             **errors,
         }
         if is_global_zero:

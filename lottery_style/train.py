@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.config import register_configs
 from lottery_style.data.images import DataError
+from lottery_style.launch import needs_own_process, run_job_as_single_run
 from lottery_style.lottery import LotteryRun
 from lottery_style.models.vgg import WeightsError
 from lottery_style.validation import ConfigError, check_config
@@ -44,6 +45,8 @@ register_configs()
 def train(cfg: DictConfig) -> float:
     """Run the configured IMP run (or control); return the extreme sparsity, the metric a sweeper maximises."""
     check_config(cfg)
+    if needs_own_process(cfg):
+        return run_job_as_single_run(cfg)  # DDP in a multirun: see lottery_style/launch.py
     if cfg.hardware.matmul_precision:
         torch.set_float32_matmul_precision(cfg.hardware.matmul_precision)
     result = LotteryRun(cfg, cfg.output_dir).run()

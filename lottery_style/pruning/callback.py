@@ -8,6 +8,7 @@ that a resumed fit continues with the same masks and rewind point.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,26 +26,51 @@ def trainable_state(module: torch.nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items() if k.startswith(REWOUND_PARTS)}
 
 
+def masks_digest(masks: Masks) -> bytes:
+    """sha1 over names, shapes and bits: equal digests mean identical masks."""
+    digest = hashlib.sha1()
+    for name in sorted(masks):
+        mask = masks[name].detach().to("cpu", torch.bool).contiguous()
+        digest.update(f"{name}{tuple(mask.shape)}".encode())
+        digest.update(mask.numpy().tobytes())
+    return digest.digest()
+
+
 class MaskCallback(Callback):
     """Holds the masks of one fit and, in round 0, records the rewind point at step ``rewind_step``.
 
     Pruned weights stay exactly zero: gradients are masked before every
     optimizer step (so Adam's moments of pruned entries stay zero) and the
     weights are masked again right after it (weight decay or momentum cannot
-    revive them).
+    revive them). Under DDP every rank computes the masks itself; the fit
+    refuses to start unless all ranks hold identical ones.
     """
 
     def __init__(self, masks: Masks, rewind_step: int | None = None):
         self.masks = masks
         self.rewind_step = rewind_step
         self.rewind_point: dict[str, Tensor] | None = None
+        self.mask_hashes: list[str] = []  # sha1 of the masks on each rank, checked equal at fit start
         self._hooks: list[Any] = []
         self._params: dict[str, torch.nn.Parameter] = {}
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if trainer.world_size > 1:
-            # Every rank computed the same masks, but rank 0's copy is the one that is recorded.
-            self.masks = trainer.strategy.broadcast(self.masks, src=0)
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # After a checkpoint restore, so the masks checked are the ones this fit trains with.
+        self.mask_hashes = self._rank_hashes(trainer, pl_module.device)
+        if len(set(self.mask_hashes)) > 1:
+            raise RuntimeError(
+                f"DDP ranks hold different masks (sha1 per rank: {self.mask_hashes}): every rank must compute "
+                "the same masks from the same weights and seeds"
+            )
+
+    def _rank_hashes(self, trainer: Trainer, device: torch.device) -> list[str]:
+        """Every rank's mask digest, gathered as a tensor (works with gloo and NCCL alike)."""
+        digest = masks_digest(self.masks)
+        if trainer.world_size == 1:
+            return [digest.hex()]
+        local = torch.tensor(list(digest), dtype=torch.int64, device=device)
+        gathered = trainer.strategy.all_gather(local).reshape(trainer.world_size, -1).cpu()
+        return [bytes(row.tolist()).hex() for row in gathered]
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         named = dict(pl_module.named_parameters())
