@@ -1,0 +1,70 @@
+"""Every registered architecture through the one IMP engine: a dense round and a pruned round each.
+
+A model runs from its paper recipe (``experiment=paper_<name>_imp``) shrunk to test scale
+when it has one, else from ``model=<name>``, so the recipes a user launches are the ones
+exercised here, and an architecture added later is covered with no change to this file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import lottery_style.evaluation
+import lottery_style.lottery
+import lottery_style.pruning.callback
+import lottery_style.pruning.masks
+import lottery_style.tickets
+from lottery_style.atomic import load_tensors
+from lottery_style.lottery import LotteryRun
+from lottery_style.models import MODEL_REGISTRY, PARTS
+from lottery_style.tickets import round_dir
+from tests.conftest import CONF_DIR, compose_train
+from tests.test_experiments import TEST_SCALE, masks_of, one_thread, pruned_count  # noqa: F401  (one_thread: autouse)
+
+# The smallest images every model accepts (multiples of 16; relu5_1 keeps 2x2 positions for its variances).
+SMALLEST = [*TEST_SCALE, "data.load_size=32", "data.crop_size=32", "data.eval_size=32", "pruning.rounds=1"]
+ENGINE = [lottery_style.lottery, lottery_style.pruning.callback, lottery_style.pruning.masks, lottery_style.tickets,
+          lottery_style.evaluation]  # fmt: skip
+
+
+def source_of(model: str) -> list[str]:
+    recipe = f"paper_{model}_imp"
+    return [f"experiment={recipe}"] if (CONF_DIR / "experiment" / f"{recipe}.yaml").is_file() else [f"model={model}"]
+
+
+def assert_one_global_threshold(run_dir: Path, index: int = 1) -> None:
+    """Round ``index``'s mask ranks the previous round's trained weights in one pool: no pruned |w|
+    of any part exceeds a kept |w| of any part."""
+    masks = masks_of(run_dir, index)
+    trained = load_tensors(round_dir(run_dir, index - 1) / "weights.pt")
+    pruned = torch.cat([trained[k].abs()[~m].flatten() for k, m in masks.items()])
+    kept = torch.cat([trained[k].abs()[m].flatten() for k, m in masks.items()])
+    assert pruned.max() <= kept.min()
+
+
+@pytest.mark.parametrize("model", sorted(MODEL_REGISTRY))
+def test_one_imp_round_of_every_model_through_the_same_engine(model: str, tmp_path: Path) -> None:
+    cfg = compose_train([*source_of(model), *SMALLEST], output_dir=tmp_path)
+    assert (cfg.model.name, cfg.pruning.method.value) == (model, "imp")
+    rows = LotteryRun(cfg, tmp_path).run()["rows"]
+    assert [row["round"] for row in rows] == [0, 1]
+    assert all(math.isfinite(row[key]) for row in rows for key in ("E", "E_content", "E_style"))
+    masks = masks_of(tmp_path, 1)
+    assert pruned_count(masks) == round(0.2 * sum(m.numel() for m in masks.values()))
+    assert rows[1]["sparsity"] == pytest.approx(0.2, abs=1e-6)
+    trained_parts = {key.split(".")[0] for key in load_tensors(round_dir(tmp_path, 1) / "weights.pt")} & set(PARTS)
+    assert {name.split(".")[0] for name in masks if not masks[name].all()} == trained_parts
+    assert_one_global_threshold(tmp_path)
+
+
+def test_the_engine_names_no_model() -> None:
+    """Models reach the engine only through the registry: no engine module mentions one."""
+    names = re.compile(r"\b(" + "|".join(MODEL_REGISTRY) + r")\b", re.IGNORECASE)
+    for module in ENGINE:
+        text = Path(module.__file__).read_text()
+        assert not names.search(text), f"{module.__name__} names a model: {names.search(text).group()}"
