@@ -17,7 +17,14 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 
-class WeightSource(str, enum.Enum):
+class ConfigEnum(str, enum.Enum):
+    """A config choice that prints as its value, so ``${pruning.method}`` in a path reads ``imp``."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class WeightSource(ConfigEnum):
     """Where the encoder's (and loss VGG's) weights come from."""
 
     auto = "auto"
@@ -26,13 +33,13 @@ class WeightSource(str, enum.Enum):
     random = "random"
 
 
-class OptimizerName(str, enum.Enum):
+class OptimizerName(ConfigEnum):
     adam = "adam"
     adamw = "adamw"
     sgd = "sgd"
 
 
-class Method(str, enum.Enum):
+class Method(ConfigEnum):
     """How each round's mask and starting weights are made."""
 
     imp = "imp"
@@ -42,7 +49,7 @@ class Method(str, enum.Enum):
     dense = "dense"
 
 
-class Rewind(str, enum.Enum):
+class Rewind(ConfigEnum):
     """Where survivors restart: initialisation, step k of round 0, or where they ended."""
 
     init = "init"
@@ -50,7 +57,7 @@ class Rewind(str, enum.Enum):
     none = "none"
 
 
-class Part(str, enum.Enum):
+class Part(ConfigEnum):
     encoder = "encoder"
     transform = "transform"
     decoder = "decoder"
