@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,26 @@ def overfit(model: StyleTransferModule, content: torch.Tensor, style: torch.Tens
     return history
 
 
-@pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No test may reach the network or a user's caches: W&B offline, torch hub in a temp dir."""
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch_home"))
-    monkeypatch.setenv("LOTTERY_STYLE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test may reach the network or a user's caches: W&B offline, torch hub in a temp dir.
+
+    Torch runs one intra-op thread per test process (and per subprocess a test
+    starts): tensors of 32 px gain nothing from more, and pytest-xdist already
+    keeps both cores busy with one worker each. Session scope puts this in force
+    before any module-scoped run is built, so every run of a session computes
+    with the same thread count (float sums, hence masks, depend on it).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
+        patch.setenv("WANDB_MODE", "offline")
+        patch.setenv("WANDB_SILENT", "true")
+        patch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch_home"))
+        patch.setenv("LOTTERY_STYLE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield
+    torch.set_num_threads(threads)
 
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"

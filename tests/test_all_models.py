@@ -24,7 +24,7 @@ from lottery_style.lottery import LotteryRun
 from lottery_style.models import MODEL_REGISTRY, PARTS
 from lottery_style.tickets import round_dir
 from tests.conftest import CONF_DIR, compose_train
-from tests.test_experiments import TEST_SCALE, masks_of, one_thread, pruned_count  # noqa: F401  (one_thread: autouse)
+from tests.test_experiments import TEST_SCALE, masks_of, pruned_count
 
 # The smallest images every model accepts (multiples of 16; relu5_1 keeps 2x2 positions for its variances).
 SMALLEST = [*TEST_SCALE, "data.load_size=32", "data.crop_size=32", "data.eval_size=32", "pruning.rounds=1"]
@@ -60,6 +60,8 @@ def test_one_imp_round_of_every_model_through_the_same_engine(model: str, tmp_pa
     trained_parts = {key.split(".")[0] for key in load_tensors(round_dir(tmp_path, 1) / "weights.pt")} & set(PARTS)
     assert {name.split(".")[0] for name in masks if not masks[name].all()} == trained_parts
     assert_one_global_threshold(tmp_path)
+    logged = (round_dir(tmp_path, 0) / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {f"train/{term}" for term in cfg.model.loss_weights} <= set(logged), "every loss term is logged by name"
 
 
 def test_the_engine_names_no_model() -> None:

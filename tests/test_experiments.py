@@ -59,16 +59,6 @@ TEST_SCALE = [
 
 
 # ---------------------------------------------------------------- helpers
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    """Tensors of 32 px gain nothing from intra-op threads, and on a busy 2-core machine the
-    spinning threads make a tiny round several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def with_hydra(overrides: list[str]) -> DictConfig:
     """The composed config with its ``hydra`` node (sweeper params, run and sweep folders)."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
