@@ -24,6 +24,18 @@ def tiny_model(name: str, seed: int = 0, **overrides: Any) -> StyleTransferModul
     return create_model(model_config(name, **overrides))
 
 
+def count(module: torch.nn.Module) -> int:
+    """Parameters of a module, the unit of MODELS.md's size tables."""
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed batch of two 32 px content images and two style images."""
+    generator = torch.Generator().manual_seed(1)
+    return torch.rand(2, 3, 32, 32, generator=generator), torch.rand(2, 3, 32, 32, generator=generator)
+
+
 def overfit(model: StyleTransferModule, content: torch.Tensor, style: torch.Tensor, steps: int) -> list[float]:
     """Weighted losses of ``steps`` optimizer steps on one fixed batch, through the module's own optimizer."""
     optimizer = model.configure_optimizers()["optimizer"]

@@ -12,26 +12,16 @@ from omegaconf import OmegaConf
 from lottery_style.models.attention import ChannelAttention
 from lottery_style.models.manet import MANet, MANetConfig, MANetLossWeights, derangement
 from lottery_style.models.stats import mvn
-from tests.conftest import overfit, tiny_model
+from tests.conftest import count, overfit, tiny_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "manet.yaml"
 TERMS = {f.name for f in fields(MANetLossWeights)}
 OPEN, CLOSED = {"dis_gate": 1e30}, {"dis_gate": 0.0}
 
 
-def count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 @pytest.fixture(scope="module")
 def model() -> MANet:
     return tiny_model("manet")
-
-
-@pytest.fixture(scope="module")
-def pair() -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(1)
-    return torch.rand(2, 3, 32, 32, generator=generator), torch.rand(2, 3, 32, 32, generator=generator)
 
 
 def test_part_sizes_match_the_reference(model):

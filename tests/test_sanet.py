@@ -12,25 +12,15 @@ from omegaconf import OmegaConf
 from lottery_style.models.attention import StyleAttention, attention_weights, softmax_attention
 from lottery_style.models.sanet import SANet, SANetConfig, SANetLossWeights
 from lottery_style.models.stats import mean_std_loss, mse_per_sample, mvn
-from tests.conftest import overfit, tiny_model
+from tests.conftest import count, overfit, tiny_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "sanet.yaml"
 TERMS = {f.name for f in fields(SANetLossWeights)}
 
 
-def count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 @pytest.fixture(scope="module")
 def model() -> SANet:
     return tiny_model("sanet")
-
-
-@pytest.fixture(scope="module")
-def pair() -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(1)
-    return torch.rand(2, 3, 32, 32, generator=generator), torch.rand(2, 3, 32, 32, generator=generator)
 
 
 def test_part_sizes_match_the_reference(model):
