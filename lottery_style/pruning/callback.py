@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor
 
-from lottery_style.pruning.masks import Masks, apply_masks
+from lottery_style.pruning.masks import Masks, apply_masks, mask_factor
 
 REWOUND_PARTS = ("encoder.", "transform.", "decoder.")
 
@@ -53,6 +53,7 @@ class MaskCallback(Callback):
         self.mask_hashes: list[str] = []  # sha1 of the masks on each rank, checked equal at fit start
         self._hooks: list[Any] = []
         self._params: dict[str, torch.nn.Parameter] = {}
+        self._trained: list[tuple[torch.nn.Parameter, Tensor]] = []  # (parameter, mask_factor) of trained ones
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # After a checkpoint restore, so the masks checked are the ones this fit trains with.
@@ -80,16 +81,21 @@ class MaskCallback(Callback):
         self._params = {name: named[name] for name in self.masks}
         self.masks = {name: mask.to(self._params[name].device) for name, mask in self.masks.items()}
         apply_masks(self._params, self.masks)
+        # Only trained parameters can change after this point, so only they are masked at every step.
+        self._trained = [
+            (param, mask_factor(self.masks[name])) for name, param in self._params.items() if param.requires_grad
+        ]
         self._hooks = [opt.register_step_post_hook(self._after_step) for opt in trainer.optimizers]
 
+    @torch.no_grad()
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        apply_masks(self._params, self.masks)
+        for param, factor in self._trained:
+            param.mul_(factor)
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
-        for name, mask in self.masks.items():
-            grad = self._params[name].grad
-            if grad is not None:
-                grad.mul_(mask)
+        for param, factor in self._trained:
+            if param.grad is not None:
+                param.grad.mul_(factor)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         if self.rewind_step is not None and self.rewind_point is None and trainer.global_step == self.rewind_step:
@@ -98,7 +104,7 @@ class MaskCallback(Callback):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         for hook in self._hooks:
             hook.remove()
-        self._hooks = []
+        self._hooks, self._trained = [], []
         if self.rewind_step is not None and self.rewind_point is None and trainer.global_step == self.rewind_step:
             self.rewind_point = trainable_state(pl_module)  # rewind step == the round's last step
 
