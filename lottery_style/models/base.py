@@ -147,13 +147,16 @@ class StyleTransferModule(LightningModule):
         opt_cfg = self.cfg.optimizer
         params = self.trainable_parameters()
         name = str(getattr(opt_cfg.name, "value", opt_cfg.name))
+        # The fused kernels apply the same update in one pass per tensor, without the default loop's
+        # temporaries: Adam's step is ~8x faster on CPU (bench/step_time.py, README "Performance").
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
         if name == "adam":
-            optimizer = torch.optim.Adam(params, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
+            optimizer = torch.optim.Adam(params, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay, fused=fused)
         elif name == "adamw":
-            optimizer = torch.optim.AdamW(params, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
+            optimizer = torch.optim.AdamW(params, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay, fused=fused)
         elif name == "sgd":
             optimizer = torch.optim.SGD(
-                params, lr=opt_cfg.lr, momentum=opt_cfg.momentum, weight_decay=opt_cfg.weight_decay
+                params, lr=opt_cfg.lr, momentum=opt_cfg.momentum, weight_decay=opt_cfg.weight_decay, fused=fused
             )
         else:
             raise ValueError(f"model.optimizer.name={name!r} is unknown: expected adam, adamw or sgd")
