@@ -153,6 +153,9 @@ class TrainingConfig:
     checkpoint_every: int = 1_000  # steps between resumable checkpoints
     log_every: int = 50
     progress_bar: bool = True
+    # Speed options (lottery_style/speed.py), measured by bench/step_time.py: see README "Performance".
+    channels_last: bool = True  # NHWC memory format for conv weights and activations (~10% faster on CPU)
+    compile: bool = False  # torch.compile the loss computation (compiles once per process, ~1-2 min on CPU)
 
 
 @dataclass

@@ -40,6 +40,7 @@ from lottery_style.pruning.masks import (
     sparsity_report,
     sparsity_schedule,
 )
+from lottery_style.speed import SpeedOptions
 from lottery_style.tickets import format_table, is_complete, mark_complete, round_dir, write_summary
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,8 @@ class LotteryRun:
         checkpoint = ModelCheckpoint(
             dirpath=ticket_dir / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=training.checkpoint_every
         )
-        callbacks = [mask_callback, EpochSeed(self.cfg.seed * 1_000 + index), checkpoint]
+        speed = SpeedOptions(training.channels_last, training.compile)
+        callbacks = [mask_callback, EpochSeed(self.cfg.seed * 1_000 + index), checkpoint, speed]
         if training.progress_bar:
             callbacks.append(RichProgressBar())
         return Trainer(

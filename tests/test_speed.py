@@ -1,0 +1,84 @@
+"""Speed changes compute the same step: channels-last and compiled fits, fused optimizers, the two-pass
+statistics, masks multiplied through a uint8 view."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lightning.pytorch import Callback, Trainer
+from torch.utils.data import DataLoader
+
+from lottery_style.models.stats import mean_std
+from lottery_style.pruning import dense_masks, magnitude_prune
+from lottery_style.pruning.masks import mask_factor
+from lottery_style.pruning.callback import MaskCallback
+from lottery_style.speed import SpeedOptions
+from tests.conftest import tiny_model
+
+
+class FirstLoss(Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        self.losses.append(float(outputs["loss"]))
+
+
+def fit(channels_last: bool, train_encoder: bool, steps: int = 2, compile: bool = False):
+    model = tiny_model("adain", train_encoder=train_encoder, optimizer={"weight_decay": 0.1})
+    weights = {n: p.detach() for part in model.prunable_weights().values() for n, p in part.items()}
+    masks = magnitude_prune(weights, dense_masks(weights), 0.5)
+    torch.manual_seed(1)
+    data = [{"content": torch.rand(3, 32, 32), "style": torch.rand(3, 32, 32)} for _ in range(steps)]
+    record = FirstLoss()
+    trainer = Trainer(
+        max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[MaskCallback(masks), SpeedOptions(channels_last=channels_last, compile=compile), record],
+    )  # fmt: skip
+    trainer.fit(model, DataLoader(data, batch_size=1))
+    return model, masks, record.losses, trainer.optimizers[0]
+
+
+@pytest.mark.parametrize("train_encoder", [False, True])
+def test_channels_last_trains_the_same_step_and_keeps_masks(train_encoder: bool) -> None:
+    _, _, dense_losses, optimizer = fit(False, train_encoder)
+    cl_model, masks, cl_losses, _ = fit(True, train_encoder)
+    assert optimizer.defaults["fused"] is True
+    assert cl_model.decoder.body[1].weight.is_contiguous(memory_format=torch.channels_last)
+    assert cl_losses == pytest.approx(dense_losses, rel=1e-4)  # the step after an update included
+    params = dict(cl_model.named_parameters())
+    for name, mask in masks.items():
+        assert torch.count_nonzero(params[name].detach()[~mask]) == 0, name  # weight decay cannot revive them
+
+
+def test_compiled_fit_trains_the_same_step_and_evaluates_eagerly() -> None:
+    _, _, eager_losses, _ = fit(False, train_encoder=False)
+    model, _, compiled_losses, _ = fit(True, train_encoder=False, compile=True)
+    assert compiled_losses == pytest.approx(eager_losses, rel=1e-4)
+    assert "losses" not in model.__dict__  # the compiled method is gone after the fit: evaluation runs eagerly
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_two_pass_statistics_equal_torch_var_mean(layout: torch.memory_format) -> None:
+    torch.manual_seed(0)
+    feat = (torch.randn(3, 8, 6, 10, dtype=torch.float64) * 4 + 1e3).contiguous(memory_format=layout)
+    feat.requires_grad_()
+    mean, std = mean_std(feat)
+    ref_feat = feat.detach().clone().requires_grad_()
+    ref_var, ref_mean = torch.var_mean(ref_feat, dim=(2, 3), keepdim=True)  # unbiased, as the references
+    ref_std = (ref_var + 1e-5).sqrt()
+    torch.testing.assert_close(mean, ref_mean)
+    torch.testing.assert_close(std, ref_std)
+    weights = torch.randn_like(std)
+    (mean.sum() + (std * weights).sum()).backward()
+    (ref_mean.sum() + (ref_std * weights).sum()).backward()
+    torch.testing.assert_close(feat.grad, ref_feat.grad)
+
+
+def test_mask_factor_multiplies_like_the_bool_mask_without_a_copy() -> None:
+    torch.manual_seed(0)
+    weight = torch.randn(16, 8, 3, 3).contiguous(memory_format=torch.channels_last)
+    mask = torch.rand(16, 8, 3, 3) > 0.7
+    factor = mask_factor(mask)
+    assert factor.data_ptr() == mask.data_ptr()  # a view: masks cost no memory beyond the bool tensors
+    assert torch.equal(weight.clone().mul_(factor), weight * mask)
