@@ -13,15 +13,15 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from lottery_style.atomic import atomic_torch_save, load_tensors
+from lottery_style.atomic import atomic_torch_save
 from lottery_style.cli import main
 from lottery_style.export import load_ticket_export
 from lottery_style.lottery import LotteryRun
 from lottery_style.models.vgg import Layout, VGGEncoder
 from lottery_style.pruning.callback import trainable_state
 from lottery_style.stylize import fitted_size
-from lottery_style.tickets import DONE, round_dir
 from lottery_style.ticket_io import load_ticket
+from lottery_style.tickets import DONE, round_dir
 from tests.conftest import TINY, compose_train, tiny_model
 
 

@@ -1,11 +1,13 @@
 """Architectures register themselves on import; importing this package makes them all available."""
 
-from lottery_style.models import adaattn  # noqa: F401  (registers model=adaattn)
-from lottery_style.models import adain  # noqa: F401  (registers model=adain)
-from lottery_style.models import lst  # noqa: F401  (registers model=lst)
-from lottery_style.models import manet  # noqa: F401  (registers model=manet)
-from lottery_style.models import mccnet  # noqa: F401  (registers model=mccnet)
-from lottery_style.models import sanet  # noqa: F401  (registers model=sanet)
+from lottery_style.models import (
+    adaattn,  # noqa: F401  (registers model=adaattn)
+    adain,  # noqa: F401  (registers model=adain)
+    lst,  # noqa: F401  (registers model=lst)
+    manet,  # noqa: F401  (registers model=manet)
+    mccnet,  # noqa: F401  (registers model=mccnet)
+    sanet,  # noqa: F401  (registers model=sanet)
+)
 from lottery_style.models.base import PARTS, Losses, StyleTransferModule
 from lottery_style.models.registry import MODEL_REGISTRY, create_model, model_class, register_model
 
