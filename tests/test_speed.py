@@ -24,7 +24,7 @@ class FirstLoss(Callback):
         self.losses.append(float(outputs["loss"]))
 
 
-def fit(channels_last: bool, train_encoder: bool, steps: int = 2, compile: bool = False):
+def fit(channels_last: bool, train_encoder: bool, steps: int = 2, compile: bool = False, extra: list | None = None):
     model = tiny_model("adain", train_encoder=train_encoder, optimizer={"weight_decay": 0.1})
     weights = {n: p.detach() for part in model.prunable_weights().values() for n, p in part.items()}
     masks = magnitude_prune(weights, dense_masks(weights), 0.5)
@@ -33,7 +33,7 @@ def fit(channels_last: bool, train_encoder: bool, steps: int = 2, compile: bool 
     record = FirstLoss()
     trainer = Trainer(
         max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[MaskCallback(masks), SpeedOptions(channels_last=channels_last, compile=compile), record],
+        callbacks=[MaskCallback(masks), SpeedOptions(channels_last=channels_last, compile=compile), record, *(extra or [])],
     )  # fmt: skip
     trainer.fit(model, DataLoader(data, batch_size=1))
     return model, masks, record.losses, trainer.optimizers[0]
@@ -51,9 +51,16 @@ def test_channels_last_trains_the_same_step_and_keeps_masks(train_encoder: bool)
         assert torch.count_nonzero(params[name].detach()[~mask]) == 0, name  # weight decay cannot revive them
 
 
+class LossesInUse(Callback):
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.compiled = pl_module.__dict__.get("losses")  # the instance attribute shadowing the method, if any
+
+
 def test_compiled_fit_trains_the_same_step_and_evaluates_eagerly() -> None:
     _, _, eager_losses, _ = fit(False, train_encoder=False)
-    model, _, compiled_losses, _ = fit(True, train_encoder=False, compile=True)
+    in_use = LossesInUse()
+    model, _, compiled_losses, _ = fit(True, train_encoder=False, compile=True, extra=[in_use])
+    assert hasattr(in_use.compiled, "_torchdynamo_orig_callable")  # training ran the torch.compile wrapper
     assert compiled_losses == pytest.approx(eager_losses, rel=1e-4)
     assert "losses" not in model.__dict__  # the compiled method is gone after the fit: evaluation runs eagerly
 
