@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader
 
 from lottery_style.pruning.callback import MaskCallback
@@ -51,6 +51,35 @@ def test_pruned_weights_and_their_optimizer_state_stay_zero(optimizer, tmp_path)
         for value in state[param].values():
             if torch.is_tensor(value) and value.shape == param.shape:
                 assert torch.count_nonzero(value[~mask]) == 0, f"{name} optimizer state"
+
+
+class ReviveBeforeStep(Callback):
+    """Writes into pruned positions outside the gradients, as a custom update or a buggy hook could."""
+
+    def __init__(self, masks) -> None:  # noqa: ANN001
+        self.masks = masks
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:  # noqa: ANN001
+        params = dict(pl_module.named_parameters())
+        with torch.no_grad():
+            for name, mask in self.masks.items():
+                params[name][~mask] = 1.0
+
+
+def test_weights_are_masked_again_after_every_optimizer_step(tmp_path) -> None:
+    model = tiny_model("adain", train_encoder=False)
+    masks = pruned_decoder_masks(model)
+    after_steps = []
+
+    class Record(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+            params = dict(pl_module.named_parameters())
+            after_steps.append(sum(int(torch.count_nonzero(params[n].detach()[~m])) for n, m in masks.items()))
+
+    fit = trainer(3, MaskCallback(masks), tmp_path)
+    fit.callbacks += [ReviveBeforeStep(masks), Record()]
+    fit.fit(model, batches(6))
+    assert after_steps == [0, 0, 0]
 
 
 def test_rewind_point_is_a_copy_that_training_never_touches(tmp_path) -> None:
