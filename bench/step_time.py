@@ -8,8 +8,11 @@ Usage: python bench/step_time.py [--shapes 2x128,8x256] [--modes frozen,plus] [-
   per-iteration inverse LR decay; ``plus``: the "+" model, encoder trained too,
   losses from a frozen copy). Default Adam, as the reference script; no
   Lightning, no masks. ``plain+fast``: the same loop with the framework's
-  default speed settings (fused Adam, channels-last), which separates what
-  the settings gain from what the framework costs.
+  default speed settings (fused Adam, channels-last, freed memory kept in the
+  heap), which separates what the settings gain from what the framework costs.
+* ``plain+fast/mmap``: ``plain+fast`` with glibc's default malloc, which
+  unmaps freed tensors (``training.keep_freed_memory=false``): against
+  ``plain+fast`` it shows what keeping freed memory in the heap gains.
 * ``framework``: the same model as a LightningModule fitted by the Trainer the
   IMP driver builds (``LotteryRun._trainer``: MaskCallback with a 20% IMP mask,
   checkpoint callback, the configured logger and progress bar), with the
@@ -17,9 +20,17 @@ Usage: python bench/step_time.py [--shapes 2x128,8x256] [--modes frozen,plus] [-
 * ``nchw``, ``compile``, ``nchw+compile``, ``no_progress_bar``: the framework
   with those options changed from the defaults.
 
+Keeping freed memory is process-wide and cannot be undone, so the variants
+with glibc's default malloc (``plain``, ``plain+fast/mmap``) run in a child
+process that never changes it; the other variants run in this process, with
+the framework's setting from the start. The two processes take turns, never
+computing at the same time.
+
 Every variant starts from the same weights and sees the same in-memory
 batches (data loading is measured by bench/data_rate.py). Variants alternate
-inside each repeat, so load from other processes hits them alike; each fit
+inside each repeat, so load from other processes hits them alike, and each
+repeat starts with the next variant (whichever runs first after the conv
+peak measurement is a few percent slower); each fit
 times ``--steps`` steps after one warm-up step, from one batch start to the
 next (everything the loop does per step is inside). The limit is the step's
 FLOPs (``FlopCounterMode``, forward + backward) divided by the best conv
@@ -34,6 +45,7 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -56,13 +68,15 @@ from lottery_style.lottery import LotteryRun
 from lottery_style.models import create_model
 from lottery_style.pruning import apply_masks, dense_masks, magnitude_prune
 from lottery_style.pruning.callback import MaskCallback
+from lottery_style.speed import keep_freed_memory_in_heap
 from lottery_style.train import CONF_DIR
 
 os.environ.setdefault("WANDB_SILENT", "true")  # the default logger is W&B (offline without an API key)
 warnings.filterwarnings("ignore", module="lightning")  # per-fit notes (log interval > steps, deprecations)
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 
-FRAMEWORK = {key: getattr(TrainingConfig, key) for key in ("channels_last", "compile", "progress_bar")}  # defaults
+SETTINGS = ("channels_last", "compile", "progress_bar", "keep_freed_memory")
+FRAMEWORK = {key: getattr(TrainingConfig, key) for key in SETTINGS}  # defaults
 OPTIONS = {
     "framework": {},
     "nchw": {"channels_last": False},
@@ -70,7 +84,9 @@ OPTIONS = {
     "nchw+compile": {"channels_last": False, "compile": True},
     "no_progress_bar": {"progress_bar": False},
 }
-PLAIN = ("plain", "plain+fast")  # the reference loop; the same loop with the framework's default speed settings
+# The reference loop; the same loop with the framework's default speed settings; and with glibc's default malloc.
+PLAIN = ("plain", "plain+fast", "plain+fast/mmap")
+DEFAULT_MALLOC = ("plain", "plain+fast/mmap")  # run in the child process
 PRUNED = 0.2  # the mask of IMP round 1
 
 
@@ -122,6 +138,20 @@ class PlainLoop:
         self.optimizer.step()
         self.iteration += 1
         return loss.item()
+
+
+def plain_variant_times(
+    variant: str, model: nn.Module, plus: bool, batches: list[dict[str, Tensor]]
+) -> tuple[list[float], float]:
+    """One fit of a plain variant, with a fresh loop and optimizer."""
+    return plain_times(PlainLoop(model, plus, fast=variant != "plain"), batches)
+
+
+def default_malloc_worker(conn, model: nn.Module, plus: bool, batches: list[dict[str, Tensor]], threads: int) -> None:  # noqa: ANN001
+    """The child process: runs each variant it is sent until it is sent None; malloc stays as glibc starts it."""
+    torch.set_num_threads(threads)
+    while (variant := conn.recv()) is not None:
+        conn.send(plain_variant_times(variant, model, plus, batches))
 
 
 def plain_times(loop: PlainLoop, batches: list[dict[str, Tensor]]) -> tuple[list[float], float]:
@@ -228,26 +258,36 @@ def bench_shape(batch: int, size: int, plus: bool, args: argparse.Namespace, tmp
     apply_masks(weights, masks)  # every variant starts from the same masked weights
     start = {k: v.clone() for k, v in reference.state_dict().items()}
     frameworks = {v: Framework(config(v), start, masks) for v in args.variants if v not in PLAIN}
-    plain = lambda fast=False: PlainLoop(reference, plus, fast)  # noqa: E731  (fresh optimizer per fit)
-    gflop = step_gflop(plain(), batches[0])
+    gflop = step_gflop(PlainLoop(reference, plus), batches[0])
+    child_end, conn = multiprocessing.get_context("spawn").Pipe()
+    child = multiprocessing.get_context("spawn").Process(
+        target=default_malloc_worker, args=(child_end, reference, plus, batches, torch.get_num_threads())
+    )
+    child.start()
     times: dict[str, list[float]] = {v: [] for v in args.variants}
     losses: dict[str, float] = {}
     peaks = []
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):
         peaks.append(conv_peak_gflops())
-        for variant in args.variants:
-            if variant.startswith("plain"):
-                measured, loss = plain_times(plain(fast=variant == "plain+fast"), batches)
+        first = repeat % len(args.variants)  # each repeat starts with the next variant: no one always goes first
+        for variant in args.variants[first:] + args.variants[:first]:
+            if variant in DEFAULT_MALLOC:
+                conn.send(variant)
+                measured, loss = conn.recv()
+            elif variant in PLAIN:
+                measured, loss = plain_variant_times(variant, reference, plus, batches)
             else:
                 measured, loss = frameworks[variant].times(batches)
             times[variant] += measured[1:]  # after one warm-up step
             losses[variant] = loss
+    conn.send(None)
+    child.join()
     peak = max(peaks)
     ideal = gflop / peak
     mode = "plus (encoder trained)" if plus else "frozen encoder (reference)"
     print(f"\n== batch {batch} at {size} px, {mode}: {gflop:.1f} GFLOP/step, best conv {peak:.0f} GFLOP/s, "
           f"limit {ideal:.3f} s/step, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    bases = {name: statistics.median(times[name]) for name in PLAIN if name in times}
+    bases = {name: statistics.median(times[name]) for name in ("plain", "plain+fast") if name in times}
     header = "".join(f" {'x ' + name:>12}" for name in bases)
     print(f"{'variant':>16} {'median s':>9} {'min s':>8}{header} {'x limit':>8} {'(min)':>6} {'first loss':>12}")
     for variant, values in times.items():
@@ -263,11 +303,13 @@ def main() -> None:
     parser.add_argument("--modes", default="frozen,plus")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per fit (after one warm-up step)")
-    parser.add_argument("--variants", default="plain,plain+fast,framework,nchw,compile")
+    parser.add_argument("--variants", default="plain,plain+fast,plain+fast/mmap,framework,nchw,compile")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if FRAMEWORK["keep_freed_memory"]:
+        keep_freed_memory_in_heap()  # what the framework's first fit would do to this whole process
     args.variants = args.variants.split(",")
     unknown = set(args.variants) - {*PLAIN, *OPTIONS}
     if unknown:

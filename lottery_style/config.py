@@ -156,6 +156,8 @@ class TrainingConfig:
     # Speed options (lottery_style/speed.py), measured by bench/step_time.py: see README "Performance".
     channels_last: bool = True  # NHWC memory format for conv weights and activations (10-23% faster on CPU)
     compile: bool = False  # torch.compile the loss computation (~21% slower on CPU; compiles ~1 min per process)
+    # glibc malloc keeps freed tensors' pages for the next step instead of unmapping them (Linux; process-wide)
+    keep_freed_memory: bool = True
 
 
 @dataclass

@@ -206,7 +206,7 @@ class LotteryRun:
         checkpoint = ModelCheckpoint(
             dirpath=ticket_dir / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=training.checkpoint_every
         )
-        speed = SpeedOptions(training.channels_last, training.compile)
+        speed = SpeedOptions(training.channels_last, training.compile, training.keep_freed_memory)
         callbacks = [mask_callback, EpochSeed(self.cfg.seed * 1_000 + index), checkpoint, speed]
         if training.progress_bar:
             callbacks.append(RichProgressBar())
