@@ -30,9 +30,9 @@ Every variant starts from the same weights and sees the same in-memory
 batches (data loading is measured by bench/data_rate.py). Variants alternate
 inside each repeat, so load from other processes hits them alike, and each
 repeat starts with the next variant (whichever runs first after the conv
-peak measurement is a few percent slower); each fit
-times ``--steps`` steps after one warm-up step, from one batch start to the
-next (everything the loop does per step is inside). The limit is the step's
+peak measurement is a few percent slower); each fit times ``--steps`` steps
+after one warm-up step, from one batch start to the next (everything the
+loop does per step is inside). The limit is the step's
 FLOPs (``FlopCounterMode``, forward + backward) divided by the best conv
 throughput measured in the same run; ``x limit`` divides the median step by
 it, ``(min)`` the fastest step (best case against best case, less sensitive
@@ -51,6 +51,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import torch
@@ -147,7 +148,9 @@ def plain_variant_times(
     return plain_times(PlainLoop(model, plus, fast=variant != "plain"), batches)
 
 
-def default_malloc_worker(conn, model: nn.Module, plus: bool, batches: list[dict[str, Tensor]], threads: int) -> None:  # noqa: ANN001
+def default_malloc_worker(
+    conn: Connection, model: nn.Module, plus: bool, batches: list[dict[str, Tensor]], threads: int
+) -> None:
     """The child process: runs each variant it is sent until it is sent None; malloc stays as glibc starts it."""
     torch.set_num_threads(threads)
     while (variant := conn.recv()) is not None:
@@ -259,10 +262,9 @@ def bench_shape(batch: int, size: int, plus: bool, args: argparse.Namespace, tmp
     start = {k: v.clone() for k, v in reference.state_dict().items()}
     frameworks = {v: Framework(config(v), start, masks) for v in args.variants if v not in PLAIN}
     gflop = step_gflop(PlainLoop(reference, plus), batches[0])
-    child_end, conn = multiprocessing.get_context("spawn").Pipe()
-    child = multiprocessing.get_context("spawn").Process(
-        target=default_malloc_worker, args=(child_end, reference, plus, batches, torch.get_num_threads())
-    )
+    spawn = multiprocessing.get_context("spawn")
+    child_end, conn = spawn.Pipe()
+    child = spawn.Process(target=default_malloc_worker, args=(child_end, reference, plus, batches, torch.get_num_threads()))
     child.start()
     times: dict[str, list[float]] = {v: [] for v in args.variants}
     losses: dict[str, float] = {}

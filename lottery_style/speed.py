@@ -34,7 +34,7 @@ def keep_freed_memory_in_heap() -> bool:
     serves blocks above its mmap threshold (at most 32 MiB) with fresh
     ``mmap`` pages and unmaps them when the tensor dies. A training step at
     batch 8 / 256 px frees and re-maps its activations every step: two million
-    page faults per step, and the step takes 1.7x as long as with the pages kept.
+    page faults per step, and the step takes 1.5x as long as with the pages kept.
     With the heap holding them instead, the process keeps its peak footprint
     (it does not shrink between steps) and the faults are gone. This is a
     process-wide setting, deliberately: it is what a long training process wants.

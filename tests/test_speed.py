@@ -12,13 +12,13 @@ import torch
 from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader
 
+from lottery_style import speed
+from lottery_style.lottery import LotteryRun
 from lottery_style.models.stats import mean_std
 from lottery_style.pruning import dense_masks, magnitude_prune
-from lottery_style.pruning.masks import mask_factor
 from lottery_style.pruning.callback import MaskCallback
-from lottery_style import speed
+from lottery_style.pruning.masks import mask_factor
 from lottery_style.speed import SpeedOptions
-from lottery_style.lottery import LotteryRun
 from tests.conftest import TINY, compose_train, tiny_model
 
 
