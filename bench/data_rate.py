@@ -26,14 +26,17 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
-from step_time import FRAMEWORK, PlainLoop, run_config  # bench/ is on sys.path when run as a script
+from step_time import (  # bench/ is on sys.path when run as a script
+    PlainLoop,
+    apply_framework_process_settings,
+    run_config,
+)
 
 from lottery_style.config import DataConfig
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.data.images import list_images
 from lottery_style.data.sample import sample_dirs
 from lottery_style.models import create_model
-from lottery_style.speed import keep_freed_memory_in_heap
 
 PAPER_SIZES = {"content": (640, 480), "style": (1600, 1200)}
 
@@ -87,8 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if FRAMEWORK["keep_freed_memory"]:
-        keep_freed_memory_in_heap()  # as a run's first fit does, for the step and the loader alike
+    apply_framework_process_settings()  # as a run's first fit does, for the step and the loader alike
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         sets = {"sample PNG": (None, None), "paper-size JPEG": jpeg_folders(Path(tmp) / "jpeg")}

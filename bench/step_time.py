@@ -141,6 +141,12 @@ class PlainLoop:
         return loss.item()
 
 
+def apply_framework_process_settings() -> None:
+    """What the framework's first fit does to the whole process (malloc keeps freed memory), done up front."""
+    if FRAMEWORK["keep_freed_memory"]:
+        keep_freed_memory_in_heap()
+
+
 def plain_variant_times(
     variant: str, model: nn.Module, plus: bool, batches: list[dict[str, Tensor]]
 ) -> tuple[list[float], float]:
@@ -310,8 +316,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if FRAMEWORK["keep_freed_memory"]:
-        keep_freed_memory_in_heap()  # what the framework's first fit would do to this whole process
+    apply_framework_process_settings()
     args.variants = args.variants.split(",")
     unknown = set(args.variants) - {*PLAIN, *OPTIONS}
     if unknown:

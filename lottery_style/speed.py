@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import platform
 
@@ -27,6 +28,7 @@ HEAP_BLOCK_LIMIT = 1 << 30
 NEVER_TRIM = (1 << 31) - 1
 
 
+@functools.cache
 def keep_freed_memory_in_heap() -> bool:
     """Make glibc's malloc keep freed memory for reuse; True if applied, False where malloc is not glibc's.
 
@@ -37,7 +39,8 @@ def keep_freed_memory_in_heap() -> bool:
     page faults per step, and the step takes 1.5x as long as with the pages kept.
     With the heap holding them instead, the process keeps its peak footprint
     (it does not shrink between steps) and the faults are gone. This is a
-    process-wide setting, deliberately: it is what a long training process wants.
+    process-wide setting, deliberately: it is what a long training process wants,
+    so it is applied once per process however many fits (IMP rounds) ask for it.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         log.debug("keep_freed_memory: malloc is not glibc's here, left unchanged")
