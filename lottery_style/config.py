@@ -39,22 +39,16 @@ class OptimizerName(ConfigEnum):
     sgd = "sgd"
 
 
-class Method(ConfigEnum):
-    """How each round's mask and starting weights are made."""
-
-    imp = "imp"
-    random_prune = "random_prune"
-    random_reinit = "random_reinit"
-    oneshot = "oneshot"
-    dense = "dense"
-
-
 class Rewind(ConfigEnum):
-    """Where survivors restart: initialisation, step k of round 0, or where they ended."""
+    """Where a round's survivors restart, and on which LR schedule (Frankle et al. 2020; Renda et al. 2020).
 
-    init = "init"
-    step = "step"
-    none = "none"
+    ``k`` is ``pruning.rewind_step``; T is ``training.steps``.
+    """
+
+    init = "init"  # weight rewinding to initialisation: weights at step 0, T steps, LR from step 0
+    step = "step"  # weight rewinding to step k of round 0: steps k..T, LR and data continuing from k
+    lr = "lr"  # LR rewinding: the previous round's trained weights, steps k..T, LR schedule replayed from k
+    finetune = "finetune"  # fine-tuning: trained weights, T-k steps at the LR where training ended, held constant
 
 
 class Part(ConfigEnum):
@@ -91,7 +85,7 @@ class ModelConfig:
 
 @dataclass
 class PruningConfig:
-    method: Method = Method.imp
+    method: str = "imp"  # a registered method strategy (lottery_style/methods): imp, random_prune, ...
     rate: float = 0.2  # fraction of the remaining weights pruned per round
     rounds: int = 3  # pruning rounds after the dense round 0
     target_sparsity: Optional[float] = None  # overrides rounds: prune at `rate` until reached
@@ -99,11 +93,11 @@ class PruningConfig:
     scope: list[Part] = field(default_factory=lambda: [Part.encoder, Part.transform, Part.decoder])
     layerwise: bool = False  # rank each layer on its own instead of one global pool (the paper)
     rewind: Rewind = Rewind.init
-    rewind_step: int = 0  # k for rewind=step: weights after k steps of round 0
-    lr_rewind: bool = True  # restart the LR schedule every round (else it continues)
-    source_run: Optional[str] = None  # controls: take masks / per-layer counts from this IMP run
+    rewind_step: int = 0  # k of rewind=step|lr|finetune: every pruned round trains steps k..T
+    source_run: Optional[str] = None  # branches (controls): the finished IMP run whose masks and round 0 they use
+    branches: list[str] = field(default_factory=list)  # IMP only: branches run after its last round, in its folder
     matching_tolerance: float = 0.0  # relative margin: matching if E <= E_dense * (1 + tol)
-    seed: int = 0  # random masks and re-initialisations
+    seed: Optional[int] = None  # random masks and re-initialisations; None: the replicate seed (root `seed`)
 
 
 @dataclass
@@ -124,7 +118,8 @@ class DataConfig:
     eval_size: int = 256
     eval_batch_size: int = 8
     grid_pairs: int = 4  # pairs shown in the PNG grid of each round
-    seed: int = 1234  # which files form the fixed evaluation pairs, and the training pair stream
+    eval_seed: int = 1234  # which files form the fixed evaluation pairs: the same for every replicate
+    stream_seed: Optional[int] = None  # the training pair stream; None: the replicate seed (root `seed`)
 
 
 @dataclass
@@ -182,3 +177,13 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     for name, entry in MODEL_REGISTRY.items():
         cs.store(group="model", name=f"{name}_schema", node=entry.config)
+
+
+def stream_seed(cfg: Any) -> int:
+    """The seed of the training pair stream: ``data.stream_seed`` if fixed, else the replicate seed."""
+    return int(cfg.data.stream_seed) if cfg.data.stream_seed is not None else int(cfg.seed)
+
+
+def control_seed(cfg: Any) -> int:
+    """The seed of control masks and re-initialisations: ``pruning.seed`` if fixed, else the replicate seed."""
+    return int(cfg.pruning.seed) if cfg.pruning.seed is not None else int(cfg.seed)

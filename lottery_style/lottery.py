@@ -1,10 +1,15 @@
 """The IMP driver: round 0 dense, then prune -> rewind -> fit -> evaluate -> record.
 
-Each round is one fit with a fresh Trainer and optimizer. A finished round is a
-ticket folder with a ``DONE`` marker (see :mod:`lottery_style.tickets`), so
-rerunning the same command skips finished rounds and resumes an unfinished one
-from its last checkpoint. Controls (random pruning, random re-initialisation,
-one-shot pruning, dense) are methods of the same driver and run the same rounds.
+Each round is one fit (two for round 0 under weight rewinding to step k > 0,
+see :mod:`lottery_style.rewinding`) with a fresh Trainer and optimizer. What a
+round's mask and starting weights are is the method's business
+(:mod:`lottery_style.methods`); this module walks the rounds, trains, records.
+A finished round is a ticket folder with a ``DONE`` marker (see
+:mod:`lottery_style.tickets`), so rerunning the same command skips finished
+rounds and resumes an unfinished one from its last checkpoint. Branches
+(controls that follow an IMP run) reuse the IMP run's dense round 0 and rewind
+point; ``pruning.branches`` runs them inside the IMP job, after its last round,
+in ``<run>/branches/<method>/``.
 """
 
 from __future__ import annotations
@@ -16,15 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.atomic import atomic_torch_save, atomic_write_json, atomic_write_text, load_tensors
-from lottery_style.config import Method, Rewind
+from lottery_style.config import Rewind, control_seed, stream_seed
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.evaluation import evaluate, evaluation_device, save_grid
 from lottery_style.loggers import RunLogger, build_run_logger
+from lottery_style.methods import RoundInputs, method_strategy
 from lottery_style.models import PARTS, create_model
 from lottery_style.models.base import StyleTransferModule
 from lottery_style.pruning.callback import EpochSeed, MaskCallback, trainable_state
@@ -32,25 +39,34 @@ from lottery_style.pruning.masks import (
     Masks,
     apply_masks,
     dense_masks,
-    kept_counts,
     load_masks,
-    magnitude_prune,
-    random_prune_like,
     save_masks,
     sparsity_report,
     sparsity_schedule,
 )
+from lottery_style.rewinding import Segment, round_segments
 from lottery_style.speed import SpeedOptions
-from lottery_style.tickets import format_table, is_complete, mark_complete, round_dir, write_summary
+from lottery_style.tickets import (
+    format_table,
+    is_complete,
+    mark_complete,
+    read_metrics,
+    round_dir,
+    summary_rows,
+    write_summary,
+)
 
 log = logging.getLogger(__name__)
 REWIND_FILE = "rewind_point.pt"
+BRANCHES_DIR = "branches"
+# Files of a round folder that belong to the run that trained it, not to a branch reusing the round.
+OWN_ROUND_FILES = ("metrics.json", "config.yaml", "DONE", "logs", "checkpoints")
 
 
 def round_sparsities(cfg: DictConfig) -> list[float]:
     """Target sparsity of every round, round 0 (dense) included."""
     pruning = cfg.pruning
-    if pruning.method == Method.dense:
+    if not method_strategy(str(pruning.method)).prunes:
         return [0.0]
     explicit = list(pruning.sparsities) if pruning.sparsities is not None else None
     return [0.0, *sparsity_schedule(pruning.rate, pruning.rounds, pruning.target_sparsity, explicit)]
@@ -58,6 +74,21 @@ def round_sparsities(cfg: DictConfig) -> list[float]:
 
 def part_of(name: str) -> str:
     return name.split(".", 1)[0]
+
+
+def distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def is_rank_zero() -> bool:
+    """Rank 0 of a DDP run (whose process group outlives the fits), or the only process."""
+    return not distributed() or dist.get_rank() == 0
+
+
+def barrier() -> None:
+    """Wait for every DDP rank (a no-op in a single process): one rank writes, the others then read."""
+    if distributed():
+        dist.barrier()
 
 
 @dataclass
@@ -69,38 +100,47 @@ class RoundState:
 
 
 class LotteryRun:
-    """One IMP run (or control) in one output folder."""
+    """One run of a method (IMP, a control, dense) in one output folder."""
 
     def __init__(self, cfg: DictConfig, run_dir: str | Path):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.method = Method(cfg.pruning.method)
+        self.method = str(cfg.pruning.method)
+        self.strategy = method_strategy(self.method)
+        self.rewind = Rewind(cfg.pruning.rewind)
         self.scope = [str(getattr(p, "value", p)) for p in cfg.pruning.scope]
         self.sparsities = round_sparsities(cfg)
+        self.source = Path(cfg.pruning.source_run) if cfg.pruning.source_run else None
+        self.control_seed = control_seed(cfg)
         self.device = evaluation_device(cfg.hardware.accelerator)
         # Kept in memory so that DDP ranks other than 0 never wait for rank 0's files.
         self.rewind_point: dict[str, torch.Tensor] | None = None
         self.dense_weights: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ setup
-    def _build(self) -> tuple[StyleTransferModule, StylePairDataModule]:
+    def build(self) -> tuple[StyleTransferModule, StylePairDataModule]:
+        """The model at its initialisation (seeded by the replicate seed) and the run's data module."""
         seed_everything(self.cfg.seed, workers=True)
         model = create_model(self.cfg.model)
-        datamodule = StylePairDataModule(self.cfg.data, steps_per_epoch=self.cfg.training.checkpoint_every)
+        datamodule = StylePairDataModule(
+            self.cfg.data, steps_per_epoch=self.cfg.training.checkpoint_every, stream_seed=stream_seed(self.cfg)
+        )
         return model, datamodule
 
-    def _scope_weights(self, model: StyleTransferModule) -> dict[str, torch.nn.Parameter]:
+    def scope_weights(self, model: StyleTransferModule) -> dict[str, torch.nn.Parameter]:
         groups = model.prunable_weights()
         return {name: p for part in self.scope for name, p in groups[part].items()}
 
     # -------------------------------------------------------------- the loop
     def run(self) -> dict[str, Any]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        model, datamodule = self._build()
+        model, datamodule = self.build()
         run_logger = build_run_logger(self.cfg, self.run_dir)
-        state = RoundState(masks=dense_masks(self._scope_weights(model)))
+        state = RoundState(masks=dense_masks(self.scope_weights(model)))
         for index, target in enumerate(self.sparsities):
             ticket_dir = round_dir(self.run_dir, index)
+            if index == 0 and self.source is not None:
+                self.adopt_source_round_zero()
             if is_complete(ticket_dir):
                 state = RoundState(masks=load_masks(ticket_dir / "mask.pt"), final_weights=load_tensors(ticket_dir / "weights.pt"))
                 if index == 0:
@@ -108,76 +148,89 @@ class LotteryRun:
                     self.dense_weights = state.final_weights
                 log.info("round %d already finished in %s: skipped", index, ticket_dir)
                 continue
-            masks = self._start_round(model, index, target, state)
-            metrics = self._fit_round(model, datamodule, index, masks, ticket_dir, run_logger)
+            masks = self.start_round(model, index, target, state)
+            metrics = self.fit_round(model, datamodule, index, masks, ticket_dir, run_logger)
             state = RoundState(masks=masks, final_weights=trainable_state(model))
             if index == 0:
                 self.dense_weights = state.final_weights
             log.info("round %d: sparsity %.4f, E %.5g", index, metrics["sparsity"], metrics["E"])
-        rows, verdict = write_summary(self.run_dir, self.cfg.pruning.matching_tolerance)
-        run_logger.finish(rows, verdict)
-        table = format_table(rows, verdict)
-        print(table)
-        print(f"summary: {self.run_dir / 'summary.csv'}")
-        return {"rows": rows, "verdict": verdict, "table": table}
+        result = self.summarise(run_logger)
+        self.run_branches()
+        return result
+
+    def summarise(self, run_logger: RunLogger) -> dict[str, Any]:
+        """Rank 0 writes and prints the summary; every rank then reads it, so every rank exits alike."""
+        barrier()
+        if is_rank_zero():
+            rows, verdict = write_summary(self.run_dir, self.cfg.pruning.matching_tolerance)
+            run_logger.finish(rows, verdict)
+            print(format_table(rows, verdict))
+            print(f"summary: {self.run_dir / 'summary.csv'}")
+        barrier()
+        rows, verdict = summary_rows(self.run_dir, self.cfg.pruning.matching_tolerance)
+        return {"rows": rows, "verdict": verdict, "table": format_table(rows, verdict)}
+
+    def run_branches(self) -> None:
+        """``pruning.branches``: each control as a branch of this (finished) run, in ``branches/<method>/``."""
+        for name in self.cfg.pruning.branches:
+            overrides = {"pruning": {"method": name, "branches": [], "source_run": str(self.run_dir)}}
+            LotteryRun(OmegaConf.merge(self.cfg, overrides), self.run_dir / BRANCHES_DIR / name).run()
+
+    def adopt_source_round_zero(self) -> None:
+        """A branch's round 0 is its source run's: its files, the source's rewind point, this run's config."""
+        ticket_dir, source_dir = round_dir(self.run_dir, 0), round_dir(self.source, 0)
+        if is_rank_zero() and not is_complete(ticket_dir):
+            ticket_dir.mkdir(parents=True, exist_ok=True)
+            for path in source_dir.iterdir():
+                if path.name not in OWN_ROUND_FILES and path.is_file():
+                    shutil.copyfile(path, ticket_dir / path.name)
+            shutil.copyfile(self.source / REWIND_FILE, self.run_dir / REWIND_FILE)
+            metrics = {**read_metrics(source_dir), "method": self.method, "source_run": str(self.source)}
+            atomic_write_json(ticket_dir / "metrics.json", metrics)
+            atomic_write_text(ticket_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
+            mark_complete(ticket_dir)
+        barrier()
 
     # ------------------------------------------------------ masks and rewinds
-    def _start_round(self, model: StyleTransferModule, index: int, target: float, state: RoundState) -> Masks:
-        """Set the model's starting weights for round ``index`` and return its masks."""
+    def start_round(self, model: StyleTransferModule, index: int, target: float, state: RoundState) -> Masks:
+        """Set the model's starting weights for round ``index`` (by the method) and return its masks."""
         if index == 0:
             return state.masks
-        assert state.final_weights is not None
-        model.load_state_dict(state.final_weights, strict=False)
-        masks = self._next_masks(model, index, target, state.masks)
-        self._rewind(model, index)
-        apply_masks(self._scope_weights(model), masks)
+        assert state.final_weights is not None and self.rewind_point is not None and self.dense_weights is not None
+        inputs = RoundInputs(
+            index=index,
+            target=target,
+            layerwise=bool(self.cfg.pruning.layerwise),
+            rewind=self.rewind,
+            scope_names=frozenset(state.masks),
+            previous_masks=state.masks,
+            previous_weights=state.final_weights,
+            dense_weights=self.dense_weights,
+            rewind_point=self.rewind_point,
+            generator=torch.Generator().manual_seed(self.control_seed * 1_000 + index),
+            fresh_state=lambda: self.fresh_scope_state(model, index),
+            source_masks=load_masks(round_dir(self.source, index) / "mask.pt") if self.strategy.follows_imp else None,
+        )
+        masks = self.strategy.next_masks(inputs)
+        model.load_state_dict(self.strategy.start_weights(inputs), strict=False)
+        apply_masks(self.scope_weights(model), masks)
         return masks
 
-    def _next_masks(self, model: StyleTransferModule, index: int, target: float, current: Masks) -> Masks:
-        weights = {name: p.detach() for name, p in self._scope_weights(model).items()}
-        layerwise = self.cfg.pruning.layerwise
-        generator = torch.Generator().manual_seed(self.cfg.pruning.seed * 1_000 + index)
-        source = self.cfg.pruning.source_run
-        if self.method == Method.oneshot:
-            assert self.dense_weights is not None
-            dense_weights = {name: self.dense_weights[name] for name in weights}
-            return magnitude_prune(dense_weights, dense_masks(dense_weights), target, layerwise)
-        if source is not None:
-            reference = load_masks(round_dir(source, index) / "mask.pt")
-        else:
-            reference = magnitude_prune(weights, current, target, layerwise)
-        if self.method == Method.random_prune:
-            return random_prune_like(kept_counts(reference), {k: v.cpu() for k, v in current.items()}, generator)
-        return reference  # imp and random_reinit share the magnitude mask
+    def fresh_scope_state(self, model: StyleTransferModule, index: int) -> dict[str, torch.Tensor]:
+        """Newly initialised weights of the pruned parts, in the run's own encoder layout.
 
-    def _rewind(self, model: StyleTransferModule, index: int) -> None:
-        rewind = Rewind(self.cfg.pruning.rewind)
-        if self.method == Method.random_reinit:
-            self._reinitialise(model, index)
-        elif rewind != Rewind.none:
-            assert self.rewind_point is not None
-            model.load_state_dict(self.rewind_point, strict=False)
-        steps = self.cfg.training.steps
-        if self.cfg.pruning.lr_rewind:
-            model.lr_step_offset = self.cfg.pruning.rewind_step if rewind == Rewind.step else 0
-        else:
-            model.lr_step_offset = index * steps
-
-    def _reinitialise(self, model: StyleTransferModule, index: int) -> None:
-        """Fresh random weights for every pruned part (the paper's "random tickets")."""
-        torch.manual_seed(self.cfg.pruning.seed * 1_000 + 500 + index)
-        fresh_cfg = OmegaConf.merge(self.cfg.model, {"encoder": {"weights": "random"}})
-        fresh = create_model(fresh_cfg)
-        fresh_state = {k: v for k, v in trainable_state(fresh).items() if part_of(k) in self.scope}
-        model.load_state_dict(fresh_state, strict=False)
+        Built as a random-weight model of the same architecture (PyTorch's
+        default init, as at the start of training), seeded by the control seed
+        and the round; its encoder convs are carried into the run's layout.
+        """
+        torch.manual_seed(self.control_seed * 1_000 + 500 + index)
+        fresh = create_model(OmegaConf.merge(self.cfg.model, {"encoder": {"weights": "random"}}))
+        state = {k: v for k, v in trainable_state(fresh).items() if part_of(k) != "encoder"}
+        state.update({f"encoder.{k}": v for k, v in model.encoder.conv_state_from(fresh.encoder).items()})
+        return {k: v for k, v in state.items() if part_of(k) in self.scope}
 
     # ------------------------------------------------------------- one round
-    def _rewind_step(self, index: int) -> int | None:
-        if index != 0:
-            return None
-        return self.cfg.pruning.rewind_step if Rewind(self.cfg.pruning.rewind) == Rewind.step else 0
-
-    def _fit_round(
+    def fit_round(
         self,
         model: StyleTransferModule,
         datamodule: StylePairDataModule,
@@ -186,32 +239,80 @@ class LotteryRun:
         ticket_dir: Path,
         run_logger: RunLogger,
     ) -> dict[str, Any]:
-        checkpoint_dir = ticket_dir / "checkpoints"
-        last = checkpoint_dir / "last.ckpt"
-        mask_callback = MaskCallback(masks, rewind_step=self._rewind_step(index))
+        mask_callback = MaskCallback(masks)
         sparsity = sparsity_report(masks, part_of)
-        round_info = {"round": index, "method": self.method.value, "sparsity": sparsity["total"]}
-        trainer = self._trainer(ticket_dir, mask_callback, index, run_logger.round_logger(index, round_info))
-        trainer.fit(model, datamodule=datamodule, ckpt_path=last if last.is_file() else None, weights_only=True)
-        if index == 0:
-            if mask_callback.rewind_point is None:
-                raise RuntimeError("round 0 ended before its rewind step: pruning.rewind_step >= training.steps")
-            self.rewind_point = mask_callback.rewind_point
-        metrics = self._record(model, datamodule, index, mask_callback, sparsity, ticket_dir, trainer.is_global_zero)
+        round_info = {"round": index, "method": self.method, "sparsity": sparsity["total"]}
+        logger = run_logger.round_logger(index, round_info)
+        initial = trainable_state(model) if index == 0 else None
+        for segment in round_segments(self.rewind, self.cfg.pruning.rewind_step, self.cfg.training.steps, index):
+            if index == 0 and segment.end < self.cfg.training.steps:
+                self.train_to_rewind_step(model, datamodule, segment, mask_callback, ticket_dir, logger)
+            else:
+                self.fit_segment(model, datamodule, index, segment, mask_callback, ticket_dir, logger)
+        if index == 0 and self.rewind_point is None:
+            self.rewind_point = initial
+        metrics = self.record(model, datamodule, index, mask_callback, sparsity, ticket_dir)
         run_logger.end_round(index, metrics, ticket_dir)
         return metrics
 
-    def _trainer(self, ticket_dir: Path, mask_callback: MaskCallback, index: int, logger: Any) -> Trainer:
+    def train_to_rewind_step(
+        self,
+        model: StyleTransferModule,
+        datamodule: StylePairDataModule,
+        segment: Segment,
+        mask_callback: MaskCallback,
+        ticket_dir: Path,
+        logger: Any,
+    ) -> None:
+        """Round 0's steps 0..k; the weights at k become the rewind point (kept on disk for a resume)."""
+        rewind_file = self.run_dir / REWIND_FILE
+        if rewind_file.is_file():  # a resumed round 0 that had passed step k
+            self.rewind_point = load_tensors(rewind_file)
+            model.load_state_dict(self.rewind_point, strict=False)
+            return
+        self.fit_segment(model, datamodule, 0, segment, mask_callback, ticket_dir, logger)
+        self.rewind_point = trainable_state(model)
+        if is_rank_zero():
+            atomic_torch_save(self.rewind_point, rewind_file)
+
+    def fit_segment(
+        self,
+        model: StyleTransferModule,
+        datamodule: StylePairDataModule,
+        index: int,
+        segment: Segment,
+        mask_callback: MaskCallback,
+        ticket_dir: Path,
+        logger: Any,
+    ) -> None:
+        """One fit over ``segment``: fresh optimizer, the data stream and the LR schedule from its start."""
+        last = self.checkpoint_dir(ticket_dir, segment) / "last.ckpt"
+        model.lr_from, model.lr_hold = segment.lr_from, segment.hold_lr
+        datamodule.start_step = segment.start
+        trainer = self.build_trainer(ticket_dir, mask_callback, index, logger, segment)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=last if last.is_file() else None, weights_only=True)
+
+    @staticmethod
+    def checkpoint_dir(ticket_dir: Path, segment: Segment) -> Path:
+        return ticket_dir / "checkpoints" / f"from_step_{segment.start}"
+
+    def build_trainer(
+        self, ticket_dir: Path, mask_callback: MaskCallback, index: int, logger: Any, segment: Segment
+    ) -> Trainer:
+        """The Trainer of one fit: checkpoints every ``training.checkpoint_every`` steps for an exact resume."""
         hw, training = self.cfg.hardware, self.cfg.training
         checkpoint = ModelCheckpoint(
-            dirpath=ticket_dir / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=training.checkpoint_every
+            dirpath=self.checkpoint_dir(ticket_dir, segment),
+            save_last=True,
+            save_top_k=0,
+            every_n_train_steps=training.checkpoint_every,
         )
         speed = SpeedOptions(training.channels_last, training.compile, training.keep_freed_memory)
         callbacks = [mask_callback, EpochSeed(self.cfg.seed * 1_000 + index), checkpoint, speed]
         if training.progress_bar:
             callbacks.append(RichProgressBar())
         return Trainer(
-            max_steps=training.steps,
+            max_steps=segment.steps,
             accelerator=hw.accelerator,
             devices=hw.devices,
             strategy=hw.strategy,
@@ -222,14 +323,14 @@ class LotteryRun:
             default_root_dir=ticket_dir,
             log_every_n_steps=training.log_every,
             enable_progress_bar=training.progress_bar,
-            enable_model_summary=index == 0,
+            enable_model_summary=index == 0 and segment.start == 0,
             limit_val_batches=0,
             num_sanity_val_steps=0,
             use_distributed_sampler=False,
             deterministic=False,
         )
 
-    def _record(
+    def record(
         self,
         model: StyleTransferModule,
         datamodule: StylePairDataModule,
@@ -237,7 +338,6 @@ class LotteryRun:
         mask_callback: MaskCallback,
         sparsity: dict[str, Any],
         ticket_dir: Path,
-        is_global_zero: bool,
     ) -> dict[str, Any]:
         """Evaluate and write the ticket; the DONE marker goes last so a crash leaves the round unfinished."""
         datamodule.setup("test")
@@ -248,7 +348,7 @@ class LotteryRun:
         )
         metrics = {
             "round": index,
-            "method": self.method.value,
+            "method": self.method,
             "sparsity": sparsity["total"],
             "sparsity_model": model_sparsity["total"],
             **{f"sparsity_{part}": model_sparsity["parts"].get(part, 0.0) for part in PARTS},
@@ -257,9 +357,9 @@ class LotteryRun:
             "mask_hashes": mask_callback.mask_hashes,  # one per DDP rank, all equal (checked at fit start)
             **errors,
         }
-        if is_global_zero:
+        if is_rank_zero():
             if index == 0:
-                atomic_torch_save(mask_callback.rewind_point, self.run_dir / REWIND_FILE)
+                atomic_torch_save(self.rewind_point, self.run_dir / REWIND_FILE)
             save_masks(mask_callback.masks, ticket_dir / "mask.pt")
             atomic_torch_save(trainable_state(model), ticket_dir / "weights.pt")
             atomic_write_json(ticket_dir / "metrics.json", metrics)

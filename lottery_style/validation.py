@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from lottery_style.config import Method, Rewind
+from lottery_style.config import Rewind
 from lottery_style.data.datamodule import check_data_config
+from lottery_style.methods import METHODS, method_strategy
 from lottery_style.models import model_class
+from lottery_style.tickets import is_complete, round_dir
 
 
 class ConfigError(ValueError):
@@ -23,11 +25,14 @@ def check_config(cfg: DictConfig) -> None:
     from lottery_style.lottery import round_sparsities
 
     pruning, training, data = cfg.pruning, cfg.training, cfg.data
+    if str(pruning.method) not in METHODS:
+        raise ConfigError(f"pruning.method={pruning.method} is unknown: expected one of {', '.join(sorted(METHODS))}")
+    strategy = method_strategy(str(pruning.method))
     if training.steps < 1:
         raise ConfigError(f"training.steps={training.steps} is invalid: expected a positive number of steps")
     if training.checkpoint_every < 1:
         raise ConfigError(f"training.checkpoint_every={training.checkpoint_every} is invalid: expected >= 1")
-    if Method(pruning.method) != Method.dense:
+    if strategy.prunes:
         if not 0.0 < pruning.rate < 1.0:
             raise ConfigError(f"pruning.rate={pruning.rate} is invalid: expected a fraction in (0, 1)")
         if not pruning.scope:
@@ -36,16 +41,99 @@ def check_config(cfg: DictConfig) -> None:
             round_sparsities(cfg)
         except ValueError as error:
             raise ConfigError(str(error)) from None
-    if Rewind(pruning.rewind) == Rewind.step and not 0 <= pruning.rewind_step < training.steps:
-        raise ConfigError(
-            f"pruning.rewind_step={pruning.rewind_step} is invalid: expected 0 <= k < training.steps={training.steps}"
-        )
+        check_scope_is_trained(cfg)
+    check_rewinding(cfg)
     if pruning.matching_tolerance < 0:
         raise ConfigError(f"pruning.matching_tolerance={pruning.matching_tolerance} is invalid: expected >= 0")
-    if pruning.source_run is not None and not Path(pruning.source_run, "round_00").is_dir():
-        raise ConfigError(f"pruning.source_run={pruning.source_run} is not an IMP run folder (no round_00 inside)")
+    check_branches(cfg)
+    if pruning.source_run is not None:
+        check_source_run(cfg, len(round_sparsities(cfg)) if strategy.follows_imp else 1)
     check_data_config(data, training.checkpoint_every)
     multiple = model_class(cfg.model.name).size_multiple
     for key in ("crop_size", "eval_size"):
         if data[key] % multiple:
             raise ConfigError(f"data.{key}={data[key]} is invalid for model {cfg.model.name}: expected a multiple of {multiple}")
+
+
+def check_scope_is_trained(cfg: DictConfig) -> None:
+    """A part the optimizer never updates cannot retrain after pruning (and a frozen encoder is the loss VGG)."""
+    frozen = model_class(cfg.model.name).frozen_parts(cfg.model)
+    pruned_frozen = [str(part) for part in cfg.pruning.scope if str(part) in frozen]
+    if pruned_frozen:
+        kept = [str(part) for part in cfg.pruning.scope if str(part) not in frozen]
+        raise ConfigError(
+            f"pruning.scope={[str(p) for p in cfg.pruning.scope]} prunes {', '.join(pruned_frozen)}, which model "
+            f"{cfg.model.name} keeps frozen and could not retrain: use pruning.scope=[{','.join(kept)}], or train it "
+            f"(model.train_encoder=true for the encoder)"
+        )
+
+
+def check_rewinding(cfg: DictConfig) -> None:
+    rewind, k, steps = Rewind(cfg.pruning.rewind), cfg.pruning.rewind_step, cfg.training.steps
+    if rewind == Rewind.init and k != 0:
+        raise ConfigError(
+            f"pruning.rewind_step={k} is unused by pruning.rewind=init: expected 0, or pruning.rewind=step|lr|finetune"
+        )
+    if not 0 <= k < steps:
+        raise ConfigError(f"pruning.rewind_step={k} is invalid: expected 0 <= k < training.steps={steps}")
+
+
+def check_branches(cfg: DictConfig) -> None:
+    """Which methods may follow which run: controls follow a finished IMP run, IMP trains its own rounds."""
+    pruning = cfg.pruning
+    strategy = method_strategy(str(pruning.method))
+    if pruning.branches and str(pruning.method) != "imp":
+        raise ConfigError(f"pruning.branches={list(pruning.branches)} is for pruning.method=imp, not {pruning.method}")
+    for name in pruning.branches:
+        if name not in METHODS or not METHODS[name].accepts_source:
+            branches = sorted(n for n, m in METHODS.items() if m.accepts_source)
+            raise ConfigError(f"pruning.branches has {name!r}: expected some of {', '.join(branches)}")
+    if pruning.source_run is not None and not strategy.accepts_source:
+        raise ConfigError(
+            f"pruning.source_run={pruning.source_run} is for branches of an IMP run, not pruning.method={pruning.method}: "
+            "drop it, or run the controls with pruning.branches=[...]"
+        )
+    if pruning.source_run is None and strategy.follows_imp:
+        raise ConfigError(
+            f"pruning.method={pruning.method} is a branch of an IMP run: give pruning.source_run=<finished IMP run "
+            f"folder>, or run it inside the IMP job with pruning=imp pruning.branches=[{pruning.method}] "
+            f"(the self-contained variant is pruning.method={pruning.method}_own)"
+        )
+
+
+# Keys in which a branch may differ from the run it follows: what it is, and what only displays or speeds up.
+BRANCH_FREE_KEYS = ("pruning.method", "pruning.source_run", "pruning.branches", "pruning.matching_tolerance", "pruning.seed")
+BRANCH_SHARED_SECTIONS = ("model", "pruning", "data", "seed", "training.steps")
+
+
+def _flat(node: object, prefix: str) -> dict[str, object]:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}.{key}").items()}
+    return {prefix: node}
+
+
+def check_source_run(cfg: DictConfig, rounds_needed: int) -> None:
+    """The source run must be finished up to the rounds the branch uses and differ in nothing but the method."""
+    source = Path(cfg.pruning.source_run)
+    config_file = round_dir(source, 0) / "config.yaml"
+    if not config_file.is_file():
+        raise ConfigError(f"pruning.source_run={source} is not a run folder: expected {config_file}")
+    stored = OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)
+    current = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    assert isinstance(stored, dict) and isinstance(current, dict)
+    differing = []
+    for section in BRANCH_SHARED_SECTIONS:
+        head, _, tail = section.partition(".")
+        ours = _flat(current[head][tail] if tail else current[head], section)
+        theirs = _flat((stored.get(head) or {}).get(tail) if tail else stored.get(head), section)
+        differing += [key for key in sorted(set(ours) | set(theirs)) if key not in BRANCH_FREE_KEYS and ours.get(key) != theirs.get(key)]
+    if str(stored.get("pruning", {}).get("method")) != "imp" and rounds_needed > 1:
+        differing.insert(0, "pruning.method (the source is not an IMP run)")
+    if differing:
+        raise ConfigError(f"pruning.source_run={source} differs from this run in {', '.join(differing)}: expected its IMP run")
+    for index in range(rounds_needed):
+        if not is_complete(round_dir(source, index)):
+            raise ConfigError(
+                f"pruning.source_run={source} has not finished {round_dir(source, index).name} yet: run the IMP job "
+                "first (its branches after it), or run them inside it with pruning.branches=[...]"
+            )

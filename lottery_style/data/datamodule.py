@@ -1,8 +1,11 @@
 """The LightningDataModule every run uses: seeded random training pairs and fixed evaluation pairs.
 
-The training stream is a pure function of ``data.seed`` and the step, the same
-in every IMP round and control, so tickets differ only in their weights and
-masks. It is sharded by the datamodule itself (global rank and world size from
+The training stream is a pure function of its seed (the replicate seed unless
+``data.stream_seed`` fixes it) and the step, the same in every IMP round and
+control, so tickets differ only in their weights and masks. A fit that starts
+at step k (late rewinding) reads the stream from batch k on. The evaluation
+pairs depend on ``data.eval_seed`` alone, so every replicate is judged on the
+same pairs. It is sharded by the datamodule itself (global rank and world size from
 the attached Trainer): build the Trainer with ``use_distributed_sampler=False``,
 or Lightning would wrap the sampler and shard the stream a second time.
 ``data.batch_size`` is per rank.
@@ -61,14 +64,19 @@ class StylePairDataModule(LightningDataModule):
     ``cfg`` is a ``DataConfig`` (or a DictConfig of one); an epoch is
     ``steps_per_epoch`` batches per rank. Folders left null use the bundled
     sample set. Without eval folders the eval images are held out of the
-    training folders, so the test error is measured on unseen images.
+    training folders; with them, every image of the eval folders is kept out
+    of training even when they lie inside the training folders, so the test
+    error is always measured on unseen images. ``start_step`` is the step the
+    next fit starts at: its first batch is batch ``start_step`` of the stream.
     """
 
-    def __init__(self, cfg: Any, steps_per_epoch: int) -> None:
+    def __init__(self, cfg: Any, steps_per_epoch: int, stream_seed: int) -> None:
         super().__init__()
         self.cfg: DictConfig = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
         check_data_config(self.cfg, steps_per_epoch)
         self.steps_per_epoch = steps_per_epoch
+        self.stream_seed = stream_seed
+        self.start_step = 0
         self.content_files: list[Path] = []
         self.style_files: list[Path] = []
         self.eval_content_files: list[Path] = []
@@ -90,42 +98,40 @@ class StylePairDataModule(LightningDataModule):
         style_dir = cfg.style_dir or sample[1]
         contents = list_images(content_dir, "content")
         styles = list_images(style_dir, "style")
+        content_source, content_pool = self._eval_pool(contents, content_dir, cfg.eval_content_dir, "content")
+        style_source, style_pool = self._eval_pool(styles, style_dir, cfg.eval_style_dir, "style")
         self.eval_content_files, eval_contents = self._choose_eval(
-            contents, f"content folder {content_dir}", cfg.eval_content_dir, cfg.eval_contents, "content", stream=0
+            content_pool, content_source, cfg.eval_contents, "content", stream=0
         )
-        self.eval_style_files, eval_styles = self._choose_eval(
-            styles, f"style folder {style_dir}", cfg.eval_style_dir, cfg.eval_styles, "style", stream=1
-        )
-        self.content_files = self._training_files(
-            contents, self.eval_content_files, cfg.eval_content_dir, f"content folder {content_dir}"
-        )
-        self.style_files = self._training_files(
-            styles, self.eval_style_files, cfg.eval_style_dir, f"style folder {style_dir}"
-        )
+        self.eval_style_files, eval_styles = self._choose_eval(style_pool, style_source, cfg.eval_styles, "style", stream=1)
+        excluded_contents = content_pool if cfg.eval_content_dir is not None else self.eval_content_files
+        excluded_styles = style_pool if cfg.eval_style_dir is not None else self.eval_style_files
+        self.content_files = self._training_files(contents, excluded_contents, f"content folder {content_dir}")
+        self.style_files = self._training_files(styles, excluded_styles, f"style folder {style_dir}")
         self.eval_set = EvalPairs(eval_contents, eval_styles)
-        self.train_set = PairDataset(self.content_files, self.style_files, cfg.load_size, cfg.crop_size, cfg.seed)
+        self.train_set = PairDataset(self.content_files, self.style_files, cfg.load_size, cfg.crop_size, self.stream_seed)
         log.info(
             "data: %d content and %d style training images (%s, %s); %d x %d evaluation pairs",
             len(self.content_files), len(self.style_files), content_dir, style_dir,
             len(eval_contents), len(eval_styles),
         )  # fmt: skip
 
-    def _choose_eval(
-        self, training: list[Path], training_source: str, eval_dir: str | None, count: int, role: str, stream: int
-    ) -> tuple[list[Path], Tensor]:
-        """The eval files of one side: from ``eval_dir`` when given, else held out of the training files."""
-        seed = (self.cfg.seed, stream)
+    @staticmethod
+    def _eval_pool(training: list[Path], training_dir: str, eval_dir: str | None, role: str) -> tuple[str, list[Path]]:
+        """Where one side's eval images are chosen from (its name for errors, its files)."""
         if eval_dir is None:
-            return choose_readable(training, count, self.cfg.eval_size, seed, role, training_source)
-        pool = list_images(eval_dir, f"eval {role}")
-        return choose_readable(pool, count, self.cfg.eval_size, seed, role, f"eval {role} folder {eval_dir}")
+            return f"{role} folder {training_dir}", training
+        return f"eval {role} folder {eval_dir}", list_images(eval_dir, f"eval {role}")
+
+    def _choose_eval(self, pool: list[Path], source: str, count: int, role: str, stream: int) -> tuple[list[Path], Tensor]:
+        """``count`` readable eval files of one side, chosen by ``data.eval_seed`` alone."""
+        return choose_readable(pool, count, self.cfg.eval_size, (self.cfg.eval_seed, stream), role, source)
 
     @staticmethod
-    def _training_files(files: list[Path], held_out: list[Path], eval_dir: str | None, source: str) -> list[Path]:
-        if eval_dir is not None:
-            return files
-        excluded = set(held_out)
-        kept = [path for path in files if path not in excluded]
+    def _training_files(files: list[Path], held_out: list[Path], source: str) -> list[Path]:
+        """The training files without any held-out evaluation image (compared as resolved paths)."""
+        excluded = {path.resolve() for path in held_out}
+        kept = [path for path in files if path.resolve() not in excluded]
         if not kept:
             raise NoImagesError(
                 f"{source} has {len(files)} images, all held out for evaluation: "
@@ -141,7 +147,7 @@ class StylePairDataModule(LightningDataModule):
     def train_dataloader(self) -> PairLoader:
         assert self.train_set is not None, "call setup() first"
         rank, world_size = self._rank_and_world()
-        sampler = PairSampler(self.steps_per_epoch * self.cfg.batch_size, rank, world_size)
+        sampler = PairSampler(self.steps_per_epoch * self.cfg.batch_size, rank, world_size, self.start_step * self.cfg.batch_size)
         workers = self.cfg.num_workers
         return PairLoader(
             self.train_set,

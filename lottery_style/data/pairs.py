@@ -27,17 +27,21 @@ from lottery_style.data.images import ImageReader, NoImagesError
 
 
 class PairSampler(Sampler[int]):
-    """Global indices of one rank: ``epoch*L*world + k*world + rank`` for k < L.
+    """Global indices of one rank: ``(first + epoch*L + k)*world + rank`` for k < L.
+
+    ``first`` is the per-rank sample the fit starts at (``start step x batch``):
+    a ticket rewound to step k reads the stream where the dense run was at step k.
 
     ``set_epoch`` is called by Lightning at every epoch start. ``start`` is the
     position in the epoch where the next pass begins: 0, except after ``resume``
     from a mid-epoch checkpoint.
     """
 
-    def __init__(self, samples_per_epoch: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, samples_per_epoch: int, rank: int = 0, world_size: int = 1, first: int = 0) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside a world of size {world_size}")
         self.samples_per_epoch = samples_per_epoch
+        self.first = first
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
@@ -60,9 +64,9 @@ class PairSampler(Sampler[int]):
         # A generator: the epoch is read at the first index, i.e. after Lightning's set_epoch,
         # even though Lightning creates the iterator before calling it.
         first, self.start = self.start, 0
-        offset = self.epoch * self.samples_per_epoch * self.world_size + self.rank
+        base = self.first + self.epoch * self.samples_per_epoch
         for k in range(first, self.samples_per_epoch):
-            yield offset + k * self.world_size
+            yield (base + k) * self.world_size + self.rank
 
 
 class PairLoader(DataLoader):

@@ -59,8 +59,19 @@ class StyleTransferModule(LightningModule):
         self.transform = self.build_transform()
         self.decoder = self.build_decoder()
         self.loss_weights: dict[str, float] = dict(cfg.loss_weights)
-        # Steps already taken by the LR schedule before this fit (no LR rewinding).
-        self.lr_step_offset = 0
+        # Where this fit reads the LR schedule (lottery_style/rewinding.py): from step ``lr_from`` on,
+        # or held at it (fine-tuning keeps the LR where the dense training ended).
+        self.lr_from = 0
+        self.lr_hold = False
+
+    @classmethod
+    def frozen_parts(cls, cfg: DictConfig) -> set[str]:
+        """Parts the optimizer never updates under ``cfg``: they cannot retrain after pruning.
+
+        A classmethod, so the config check refuses them in ``pruning.scope``
+        before any model is built.
+        """
+        return set() if cfg.train_encoder else {"encoder"}
 
     # ----------------------------------------------------------- architecture
     def _build_vggs(self) -> tuple[VGGEncoder, VGGEncoder | None]:
@@ -160,8 +171,10 @@ class StyleTransferModule(LightningModule):
             )
         else:
             raise ValueError(f"model.optimizer.name={name!r} is unknown: expected adam, adamw or sgd")
-        decay, offset = float(opt_cfg.lr_decay), self.lr_step_offset
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1.0 + decay * (step + offset)))
+        decay, start, hold = float(opt_cfg.lr_decay), self.lr_from, self.lr_hold
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 1.0 / (1.0 + decay * (start + (0 if hold else step)))
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ------------------------------------------------------------- evaluation

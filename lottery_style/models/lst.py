@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from lottery_style.config import EncoderConfig, ModelConfig, OptimizerConfig
@@ -123,6 +124,10 @@ class LST(StyleTransferModule):
         if level not in LEVEL_CHANNELS:
             raise ValueError(f"model.level={level} is invalid for LST: expected 3 (r31) or 4 (r41)")
         return level
+
+    @classmethod
+    def frozen_parts(cls, cfg: DictConfig) -> set[str]:
+        return super().frozen_parts(cfg) | (set() if cfg.train_decoder else {"decoder"})
 
     def build_transform(self) -> MulLayer:
         return MulLayer(LEVEL_CHANNELS[self.encoder_depth], int(self.cfg.matrix_size))

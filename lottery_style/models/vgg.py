@@ -122,6 +122,25 @@ class VGGEncoder(nn.Module):
             if name.endswith("weight") and param.dim() > 1 and name not in self.fixed_parameter_names
         }
 
+    def conv_state_from(self, other: VGGEncoder) -> dict[str, Tensor]:
+        """``other``'s 3x3 conv weights and biases under this encoder's keys, conv i to conv i.
+
+        The two layouts index the same 3x3 convs differently (the normalised one
+        has padding modules and a 1x1 conv in front), so weights made in one
+        layout (e.g. a fresh random encoder) can be carried into the other.
+        """
+        mine, theirs = self._convs(), other._convs()
+        if [tuple(c.weight.shape) for _, c in mine] != [tuple(c.weight.shape) for _, c in theirs]:
+            raise WeightsError(f"VGG encoders of depth {self.depth} and {other.depth} have different convs")
+        state = {}
+        for (name, _), (_, conv) in zip(mine, theirs):
+            state[f"body.{name}.weight"] = conv.weight.detach().clone()
+            state[f"body.{name}.bias"] = conv.bias.detach().clone()
+        return state
+
+    def _convs(self) -> list[tuple[str, nn.Conv2d]]:
+        return [(name, m) for name, m in self.body.named_children() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+
     def forward(self, image: Tensor) -> list[Tensor]:
         x = image if self.layout is Layout.normalised else (image - self.input_mean) / self.input_std
         features, start = [], 0

@@ -1,9 +1,9 @@
-"""The Lightning side of pruning: keep a fit's masks enforced and capture the rewind point.
+"""The Lightning side of pruning: keep a fit's masks enforced.
 
 Lightning's own ``ModelPruning`` and ``torch.nn.utils.prune`` are not used (see
 PITFALLS.md): the masks here are plain bool tensors held by this callback, the
-parameters keep their names, and the state travels in Lightning checkpoints so
-that a resumed fit continues with the same masks and rewind point.
+parameters keep their names, and the masks travel in Lightning checkpoints so
+that a resumed fit continues with the same masks.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def masks_digest(masks: Masks) -> bytes:
 
 
 class MaskCallback(Callback):
-    """Holds the masks of one fit and, in round 0, records the rewind point at step ``rewind_step``.
+    """Holds the masks of one fit.
 
     Pruned weights stay exactly zero: gradients are masked before every
     optimizer step (so Adam's moments of pruned entries stay zero) and the
@@ -46,10 +46,8 @@ class MaskCallback(Callback):
     refuses to start unless all ranks hold identical ones.
     """
 
-    def __init__(self, masks: Masks, rewind_step: int | None = None):
+    def __init__(self, masks: Masks):
         self.masks = masks
-        self.rewind_step = rewind_step
-        self.rewind_point: dict[str, Tensor] | None = None
         self.mask_hashes: list[str] = []  # sha1 of the masks on each rank, checked equal at fit start
         self._hooks: list[Any] = []
         self._params: dict[str, torch.nn.Parameter] = {}
@@ -97,28 +95,16 @@ class MaskCallback(Callback):
             if param.grad is not None:
                 param.grad.mul_(factor)
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        if self.rewind_step is not None and self.rewind_point is None and trainer.global_step == self.rewind_step:
-            self.rewind_point = trainable_state(pl_module)
-
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         for hook in self._hooks:
             hook.remove()
         self._hooks, self._trained = [], []
-        if self.rewind_step is not None and self.rewind_point is None and trainer.global_step == self.rewind_step:
-            self.rewind_point = trainable_state(pl_module)  # rewind step == the round's last step
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "masks": {name: mask.cpu() for name, mask in self.masks.items()},
-            "rewind_step": self.rewind_step,
-            "rewind_point": self.rewind_point,
-        }
+        return {"masks": {name: mask.cpu() for name, mask in self.masks.items()}}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         self.masks = dict(state_dict["masks"])
-        self.rewind_step = state_dict["rewind_step"]
-        self.rewind_point = state_dict["rewind_point"]
 
 
 class EpochSeed(Callback):

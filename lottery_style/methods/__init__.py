@@ -1,0 +1,12 @@
+"""Method strategies: each ``pruning.method`` is one registered class (see :mod:`.base`)."""
+
+from lottery_style.methods import (
+    dense,  # noqa: F401  (registers pruning.method=dense)
+    imp,  # noqa: F401  (registers pruning.method=imp)
+    oneshot,  # noqa: F401  (registers pruning.method=oneshot)
+    random_prune,  # noqa: F401  (registers random_prune, random_prune_own)
+    random_reinit,  # noqa: F401  (registers random_reinit, random_reinit_own)
+)
+from lottery_style.methods.base import METHODS, MethodStrategy, RoundInputs, method_strategy, register_method
+
+__all__ = ["METHODS", "MethodStrategy", "RoundInputs", "method_strategy", "register_method"]

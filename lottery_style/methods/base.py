@@ -1,0 +1,102 @@
+"""What a method is: how each pruned round gets its mask and its starting weights.
+
+Modelled on open_lth's pruning strategies and lottery branches: the driver
+(:mod:`lottery_style.lottery`) walks the rounds and trains; a method only
+answers two questions per round from what the run has recorded so far
+(:class:`RoundInputs`). A method registers itself with :func:`register_method`,
+so a new control is one new file and ``pruning.method=<name>`` selects it.
+
+Branches (open_lth's word) are methods that follow an IMP run: they take its
+masks (or its per-layer counts) round by round and reuse its dense round 0 and
+rewind point instead of training their own, so a control differs from the
+ticket it controls only in what it is meant to test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
+
+import torch
+from torch import Tensor
+
+from lottery_style.config import Rewind
+from lottery_style.pruning.masks import Masks, magnitude_prune
+
+State = dict[str, Tensor]
+
+
+@dataclass
+class RoundInputs:
+    """Everything a method may use to set up round ``index`` (>= 1) of a run.
+
+    ``previous_weights`` are the weights round ``index - 1`` ended with (for
+    round 1, the dense round 0's); ``rewind_point`` the weights at step 0, or at
+    step k for ``rewind=step``. ``source_masks`` is the followed IMP run's mask of
+    this round (branches only). ``fresh_state`` returns newly initialised
+    weights of the pruned scope in the run's own encoder layout, drawn from
+    ``generator``.
+    """
+
+    index: int
+    target: float
+    layerwise: bool
+    rewind: Rewind
+    scope_names: frozenset[str]
+    previous_masks: Masks
+    previous_weights: State
+    dense_weights: State
+    rewind_point: State
+    generator: torch.Generator
+    fresh_state: Callable[[], State]
+    source_masks: Masks | None = None
+
+    def scope_of(self, state: State) -> State:
+        """The prunable scope weights of a full trainable state."""
+        return {name: state[name] for name in self.scope_names}
+
+    def own_magnitude_masks(self) -> Masks:
+        """IMP's next mask on this run's own trajectory: the previous round's weights ranked by magnitude."""
+        return magnitude_prune(self.scope_of(self.previous_weights), self.previous_masks, self.target, self.layerwise)
+
+
+class MethodStrategy:
+    """One method: the next round's mask and starting weights. Subclasses override what differs."""
+
+    name: ClassVar[str]
+    prunes: ClassVar[bool] = True  # False: a dense run, round 0 only
+    follows_imp: ClassVar[bool] = False  # a branch that needs an IMP run's masks (pruning.source_run)
+    accepts_source: ClassVar[bool] = False  # may reuse a source run's dense round 0 (branches, oneshot)
+
+    def next_masks(self, inputs: RoundInputs) -> Masks:
+        raise NotImplementedError
+
+    def start_weights(self, inputs: RoundInputs) -> State:
+        """The round's weights before masking: the rewind point, or trained weights for LR rewinding and fine-tuning."""
+        if inputs.rewind in (Rewind.init, Rewind.step):
+            return inputs.rewind_point
+        return inputs.previous_weights
+
+
+METHODS: dict[str, type[MethodStrategy]] = {}
+M = TypeVar("M", bound=type[MethodStrategy])
+
+
+def register_method(name: str) -> Callable[[M], M]:
+    """Class decorator: make ``pruning.method=<name>`` use this strategy."""
+
+    def decorate(cls: M) -> M:
+        if name in METHODS:
+            raise ValueError(f"method name {name!r} is registered twice")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return decorate
+
+
+def method_strategy(name: str) -> MethodStrategy:
+    if name not in METHODS:
+        raise ValueError(f"pruning.method={name} is unknown: expected one of {', '.join(sorted(METHODS))}")
+    return METHODS[name]()
