@@ -1,5 +1,5 @@
 """The mask callback: pruned weights stay exactly zero, optimizer state of pruned entries stays
-zero, the rewind point is an independent copy, and the state survives a checkpoint."""
+zero, and the masks survive a checkpoint."""
 
 from __future__ import annotations
 
@@ -82,42 +82,10 @@ def test_weights_are_masked_again_after_every_optimizer_step(tmp_path) -> None:
     assert after_steps == [0, 0, 0]
 
 
-def test_rewind_point_is_a_copy_that_training_never_touches(tmp_path) -> None:
-    model = tiny_model("adain")
-    start = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("loss_net")}
-    callback = MaskCallback({}, rewind_step=0)
-    trainer(4, callback, tmp_path).fit(model, batches(8))
-    assert callback.rewind_point is not None
-    assert set(callback.rewind_point) == set(start)
-    for key, value in start.items():
-        assert torch.equal(callback.rewind_point[key], value), key
-    moved = [k for k in start if not torch.equal(model.state_dict()[k], start[k])]
-    assert moved, "training changed no weight: the test would prove nothing"
-
-
-def test_late_rewind_point_is_taken_after_k_steps(tmp_path) -> None:
-    model = tiny_model("adain")
-    callback = MaskCallback({}, rewind_step=2)
-    snapshots = []
-
-    class Spy(MaskCallback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            snapshots.append({k: v.clone() for k, v in pl_module.decoder.state_dict().items()})
-
-    fit = Trainer(
-        max_steps=4, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[Spy({}), callback], default_root_dir=tmp_path,
-    )  # fmt: skip
-    fit.fit(model, batches(8))
-    for key, value in snapshots[2].items():
-        assert torch.equal(callback.rewind_point[f"decoder.{key}"], value)
-    assert not all(torch.equal(snapshots[0][k], v) for k, v in snapshots[2].items())
-
-
-def test_masks_and_rewind_point_travel_in_checkpoints(tmp_path) -> None:
+def test_masks_travel_in_checkpoints(tmp_path) -> None:
     model = tiny_model("adain", train_encoder=False)
     masks = pruned_decoder_masks(model)
-    callback = MaskCallback(masks, rewind_step=0)
+    callback = MaskCallback(masks)
     fit = trainer(2, callback, tmp_path)
     fit.fit(model, batches(4))
     path = tmp_path / "masked.ckpt"

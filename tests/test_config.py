@@ -54,7 +54,7 @@ def test_wrong_type_fails_naming_the_value() -> None:
 
 def test_unknown_enum_value_fails_naming_it() -> None:
     with pytest.raises((ConfigCompositionException, ValidationError)) as error:
-        compose_train(["pruning.method=magic"])
+        compose_train(["pruning.rewind=magic"])
     assert "magic" in str(error.value)
 
 
@@ -70,6 +70,14 @@ def test_unknown_group_option_fails_naming_it() -> None:
         (["pruning.rate=1.5"], "pruning.rate=1.5"),
         (["pruning.sparsities=[0.5,0.3]"], "0.3"),
         (["pruning.rewind=step", "pruning.rewind_step=9"], "pruning.rewind_step=9"),
+        (["pruning.rewind_step=2"], "pruning.rewind_step=2"),  # rewind=init uses no step
+        (["pruning.method=magic"], "pruning.method=magic"),
+        (["model.train_encoder=false"], "pruning.scope=['encoder', 'transform', 'decoder']"),
+        (["model=lst", "model.train_decoder=false", "pruning.scope=[transform,decoder]"], "prunes decoder"),
+        (["pruning=random_prune"], "pruning.method=random_prune is a branch of an IMP run"),
+        (["pruning.source_run=/tmp"], "pruning.source_run=/tmp is for branches"),
+        (["pruning.branches=[imp]"], "pruning.branches has 'imp'"),
+        (["pruning=oneshot", "pruning.branches=[random_prune]"], "pruning.branches=['random_prune'] is for"),
         (["data.crop_size=64"], "data.crop_size=64"),
         (["data.eval_size=36"], "data.eval_size=36"),
         (["training.steps=0"], "training.steps=0"),

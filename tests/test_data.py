@@ -74,7 +74,7 @@ def data_cfg(content: Path | None, style: Path | None, **overrides) -> DataConfi
         eval_size=16,
         eval_batch_size=3,
         grid_pairs=3,
-        seed=7,
+        eval_seed=7,
     )
     values.update(overrides)
     return OmegaConf.structured(DataConfig(**values))
@@ -105,7 +105,7 @@ def test_empty_or_missing_folder_fails_with_one_line(tmp_path: Path, kind: str) 
     message = str(error.value)
     assert "\n" not in message and str(folder) in message and message.startswith("content folder")
     assert isinstance(error.value, ValueError)
-    datamodule = StylePairDataModule(data_cfg(folder, make_folder(tmp_path / "s", 3, 0)), steps_per_epoch=2)
+    datamodule = StylePairDataModule(data_cfg(folder, make_folder(tmp_path / "s", 3, 0)), steps_per_epoch=2, stream_seed=7)
     with pytest.raises(NoImagesError, match=str(folder)):
         datamodule.setup("fit")
 
@@ -146,7 +146,7 @@ def test_awkward_images_load_and_the_truncated_one_is_skipped_and_counted(awkwar
 def test_datamodule_batches_from_awkward_folder(awkward_folder: Path, tmp_path: Path) -> None:
     eval_dir = make_folder(tmp_path / "eval", 2, 50)
     cfg = data_cfg(awkward_folder, awkward_folder, eval_content_dir=str(eval_dir), eval_style_dir=str(eval_dir))
-    datamodule = StylePairDataModule(cfg, steps_per_epoch=8)
+    datamodule = StylePairDataModule(cfg, steps_per_epoch=8, stream_seed=7)
     datamodule.setup("fit")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedImageWarning)
@@ -163,7 +163,7 @@ def test_same_seed_same_batches_and_other_seed_differs(tmp_path: Path) -> None:
     content, style = make_folder(tmp_path / "c", 6, 0), make_folder(tmp_path / "s", 6, 100)
 
     def batches(seed: int) -> list[dict[str, torch.Tensor]]:
-        datamodule = StylePairDataModule(data_cfg(content, style, seed=seed), steps_per_epoch=3)
+        datamodule = StylePairDataModule(data_cfg(content, style), steps_per_epoch=3, stream_seed=seed)
         datamodule.setup("fit")
         return first_batches(datamodule, 3)
 
@@ -187,7 +187,7 @@ def test_sampler_ranks_are_disjoint_and_epochs_move_on() -> None:
 
 def test_epoch_changes_the_data_and_content_style_are_independent(tmp_path: Path) -> None:
     content, style = make_folder(tmp_path / "c", 5, 0), make_folder(tmp_path / "s", 5, 100)
-    datamodule = StylePairDataModule(data_cfg(content, style), steps_per_epoch=2)
+    datamodule = StylePairDataModule(data_cfg(content, style), steps_per_epoch=2, stream_seed=7)
     datamodule.setup("fit")
     loader = datamodule.train_dataloader()
     epoch0 = list(loader)
@@ -206,7 +206,7 @@ def test_epoch_changes_the_data_and_content_style_are_independent(tmp_path: Path
 
 
 def test_load_state_dict_resumes_mid_epoch_and_rolls_over_at_epoch_end(tmp_path: Path) -> None:
-    datamodule = StylePairDataModule(data_cfg(make_folder(tmp_path / "c", 4, 0), make_folder(tmp_path / "s", 4, 9)), 3)
+    datamodule = StylePairDataModule(data_cfg(make_folder(tmp_path / "c", 4, 0), make_folder(tmp_path / "s", 4, 9)), 3, stream_seed=7)
     datamodule.setup("fit")
     loader = datamodule.train_dataloader()
     loader.load_state_dict({"epoch": 4, "batches": 1})
@@ -249,7 +249,7 @@ def test_lightning_resume_sees_the_same_batches(tmp_path: Path, stop: int) -> No
             enable_checkpointing=checkpoints is not None, default_root_dir=tmp_path,
         )  # fmt: skip
         model = _Recorder()
-        trainer.fit(model, datamodule=StylePairDataModule(cfg, steps_per_epoch=3), ckpt_path=resume)
+        trainer.fit(model, datamodule=StylePairDataModule(cfg, steps_per_epoch=3, stream_seed=7), ckpt_path=resume)
         return model.seen
 
     straight = fit(8)
@@ -260,14 +260,15 @@ def test_lightning_resume_sees_the_same_batches(tmp_path: Path, stop: int) -> No
 
 def test_crop_larger_than_load_fails_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"^data.load_size=16 is smaller than data.crop_size=32: [^\n]*$"):
-        StylePairDataModule(data_cfg(tmp_path, tmp_path, load_size=16, crop_size=32), steps_per_epoch=1)
+        StylePairDataModule(data_cfg(tmp_path, tmp_path, load_size=16, crop_size=32), steps_per_epoch=1, stream_seed=7)
 
 
 # ---------------------------------------------------------------- evaluation pairs
 def test_held_out_eval_pairs_are_fixed_complete_and_unseen(tmp_path: Path) -> None:
     content, style = make_folder(tmp_path / "c", 6, 0), make_folder(tmp_path / "s", 7, 100)
     cfg = data_cfg(content, style, eval_contents=2, eval_styles=3)
-    one, two = StylePairDataModule(cfg, 2), StylePairDataModule(cfg, 2)
+    # Replicates (other stream seeds) are judged on the same pairs.
+    one, two = StylePairDataModule(cfg, 2, stream_seed=7), StylePairDataModule(cfg, 2, stream_seed=8)
     one.setup("fit")
     two.setup("test")
     assert one.eval_pairs == two.eval_pairs
@@ -290,7 +291,7 @@ def test_eval_folders_leave_training_files_whole(tmp_path: Path) -> None:
     content, style = make_folder(tmp_path / "c", 3, 0), make_folder(tmp_path / "s", 3, 100)
     eval_content, eval_style = make_folder(tmp_path / "ec", 4, 200, (20, 50)), make_folder(tmp_path / "es", 2, 300)
     cfg = data_cfg(content, style, eval_content_dir=str(eval_content), eval_style_dir=str(eval_style))
-    datamodule = StylePairDataModule(cfg, 2)
+    datamodule = StylePairDataModule(cfg, 2, stream_seed=7)
     datamodule.setup("test")
     assert len(datamodule.content_files) == 3 and len(datamodule.style_files) == 3
     for content_file, style_file in datamodule.eval_pairs:
@@ -298,12 +299,23 @@ def test_eval_folders_leave_training_files_whole(tmp_path: Path) -> None:
     assert next(iter(datamodule.test_dataloader()))["content"].shape[-2:] == (16, 16)  # 20x50 made square
 
 
+def test_eval_folder_inside_the_training_folder_never_trains(tmp_path: Path) -> None:
+    content, style = make_folder(tmp_path / "coco", 3, 0), make_folder(tmp_path / "s", 3, 100)
+    test40 = make_folder(content / "test40", 4, 200)  # listed recursively with the training images
+    cfg = data_cfg(content, style, eval_content_dir=str(test40), eval_contents=2)
+    datamodule = StylePairDataModule(cfg, 2, stream_seed=7)
+    datamodule.setup("fit")
+    assert len(list_images(content, "content")) == 7
+    assert not {p.resolve() for p in datamodule.content_files} & {p.resolve() for p in list_images(test40, "eval")}
+    assert len(datamodule.content_files) == 3  # every test40 image is out, the two chosen ones and the others
+
+
 def test_too_few_images_to_hold_out_fails_in_one_line(tmp_path: Path) -> None:
     content, style = make_folder(tmp_path / "c", 2, 0), make_folder(tmp_path / "s", 5, 100)
     with pytest.raises(NoImagesError, match=rf"^content folder {content} has 2 images, all held out for evaluation"):
-        StylePairDataModule(data_cfg(content, style), 2).setup("fit")
+        StylePairDataModule(data_cfg(content, style), 2, stream_seed=7).setup("fit")
     with pytest.raises(NoImagesError, match=rf"^content folder {content} has 2 images, 3 needed"):
-        StylePairDataModule(data_cfg(content, style, eval_contents=3), 2).setup("fit")
+        StylePairDataModule(data_cfg(content, style, eval_contents=3), 2, stream_seed=7).setup("fit")
 
 
 # ---------------------------------------------------------------- sample set and configs
@@ -332,7 +344,7 @@ def test_data_configs_match_the_schema() -> None:
     assert (sample.name, sample.load_size, sample.crop_size, sample.eval_contents * sample.eval_styles) == (
         "sample", 128, 64, 4
     )  # fmt: skip
-    StylePairDataModule(sample, steps_per_epoch=1)  # sizes pass validation
+    StylePairDataModule(sample, steps_per_epoch=1, stream_seed=7)  # sizes pass validation
     folders = OmegaConf.merge(schema, OmegaConf.load(CONF / "folders.yaml"))
     assert (folders.load_size, folders.crop_size, folders.eval_contents, folders.eval_styles) == (512, 256, 40, 100)
     with pytest.raises(MissingMandatoryValue):
@@ -340,4 +352,4 @@ def test_data_configs_match_the_schema() -> None:
     # The schema's own default is "unset" too, so `data=folders` without a folder cannot fall back on the sample set.
     for cfg in (folders, DataConfig()):
         with pytest.raises(DataError, match=r"^data.content_dir is not set: [^\n]*$"):
-            StylePairDataModule(cfg, steps_per_epoch=1)
+            StylePairDataModule(cfg, steps_per_epoch=1, stream_seed=7)
