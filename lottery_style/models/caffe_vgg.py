@@ -177,7 +177,8 @@ def gatys_normalised(state: dict[str, Tensor], means: Sequence[Tensor]) -> dict[
 def caffe_normalised_state(calibration: Calibration = Calibration()) -> dict[str, Tensor]:
     """The Gatys-normalised Caffe VGG-19 in ``vgg_normalised.pth`` format, from the cache or computed once."""
     files = calibration_files(calibration)
-    cached = cache_root() / "vgg" / f"vgg19_caffe_gatys_{calibration.size}px_{calibration_key(files, calibration.size)}.pth"
+    key = calibration_key(files, calibration.size)
+    cached = cache_root() / "vgg" / f"vgg19_caffe_gatys_{calibration.size}px_{key}.pth"
     if cached.is_file():
         return load_tensors(cached)
     raw = dequantised_state()
