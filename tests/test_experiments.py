@@ -157,11 +157,14 @@ def test_finding1_is_dense_fixed_vs_trained_encoder_on_adain_and_sanet() -> None
     assert sorted(jobs) == sorted(itertools.product(["adain", "sanet"], [False, True], ["dense"]))
 
 
-def test_finding2_is_imp_and_its_three_controls_on_adain_and_sanet() -> None:
-    jobs = job_values("paper_finding2", "model.name", "pruning.method", "pruning.scope", "pruning.rewind", "pruning.rounds")
-    methods = ["imp", "random_prune", "random_reinit", "oneshot"]
-    assert jobs == [(m, p, FULL_SCOPE, "init", 12) for m, p in itertools.product(["adain", "sanet"], methods)]
-    assert all(cfg.pruning.source_run is None for cfg in paper_configs("paper_finding2"))  # self-contained jobs
+CONTROLS = ["random_prune", "random_reinit", "oneshot"]
+
+
+def test_finding2_is_imp_with_its_three_controls_as_branches_on_adain_and_sanet() -> None:
+    keys = ("model.name", "pruning.method", "pruning.scope", "pruning.rewind", "pruning.rounds", "pruning.branches")
+    jobs = job_values("paper_finding2", *keys)
+    assert jobs == [(m, "imp", FULL_SCOPE, "init", 12, CONTROLS) for m in ["adain", "sanet"]]
+    assert all(cfg.pruning.source_run is None for cfg in paper_configs("paper_finding2"))  # the IMP run is the source
 
 
 def test_finding3_is_sanet_imp_with_and_without_the_transform() -> None:
@@ -197,21 +200,40 @@ def test_finding3_pt_job_is_the_sanet_recipe() -> None:
 
 
 def test_the_command_line_narrows_a_grid_and_resizes_every_job() -> None:
-    jobs = grid("paper_finding2", ("testbed=sanet", "pruning=imp,oneshot", "data.crop_size=64"))
+    jobs = grid("paper_finding2", ("testbed=sanet", "seed=0,1", "data.crop_size=64"))
     assert jobs == [
-        ["testbed=sanet", "pruning=imp", "data.crop_size=64"],
-        ["testbed=sanet", "pruning=oneshot", "data.crop_size=64"],
+        ["testbed=sanet", "seed=0", "data.crop_size=64"],
+        ["testbed=sanet", "seed=1", "data.crop_size=64"],
     ]
     assert {compose_point("paper_finding2", job).data.crop_size for job in jobs} == {64}
 
 
 # ------------------------------------------------- one tiny run per grid
-def test_finding2_control_point_runs_at_test_scale(tmp_path: Path) -> None:
-    rows = tiny_run(tmp_path, "paper_finding2", ["testbed=adain", "pruning=random_reinit"], "pruning.rounds=1")
-    assert [(r["round"], r["method"]) for r in rows] == [(0, "random_reinit"), (1, "random_reinit")]
-    masks = masks_of(tmp_path, 1)
-    assert pruned_count(masks) == round(0.2 * sum(m.numel() for m in masks.values()))
+def assert_controls_follow_imp(run_dir: Path, rounds: int) -> None:
+    """The branches of an IMP run use its masks (random_reinit), its per-layer counts at other positions
+    (random_prune) and its dense round 0 (all three, oneshot included)."""
+    for control in CONTROLS:
+        branch = run_dir / "branches" / control
+        assert metrics_of(branch, 0)["E"] == metrics_of(run_dir, 0)["E"]  # the same dense round, not retrained
+        assert [r["method"] for r in json.loads((branch / "summary.json").read_text())["rounds"]] == [control] * (rounds + 1)
+    for index in range(1, rounds + 1):
+        imp = masks_of(run_dir, index)
+        reinit, random = masks_of(run_dir / "branches/random_reinit", index), masks_of(run_dir / "branches/random_prune", index)
+        assert all(torch.equal(reinit[k], imp[k]) for k in imp)
+        assert kept_counts(random) == kept_counts(imp) and any(not torch.equal(random[k], imp[k]) for k in imp)
+        assert pruned_count(imp) == round((1 - 0.8**index) * sum(m.numel() for m in imp.values()))
+
+
+def test_finding2_runs_its_controls_on_imp_masks_at_test_scale(tmp_path: Path) -> None:
+    rows = tiny_run(tmp_path, "paper_finding2", ["testbed=adain"], "pruning.rounds=1")
+    assert [(r["round"], r["method"]) for r in rows] == [(0, "imp"), (1, "imp")]
     assert all(math.isfinite(r["E"]) for r in rows)
+    assert_controls_follow_imp(tmp_path, 1)
+
+
+def test_sweep_controls_runs_its_controls_on_imp_masks_at_test_scale(tmp_path: Path) -> None:
+    tiny_run(tmp_path, "sweep_controls", [], "pruning.rounds=2")
+    assert_controls_follow_imp(tmp_path, 2)
 
 
 def test_rewinding_point_runs_at_test_scale(tmp_path: Path) -> None:

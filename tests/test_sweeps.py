@@ -48,10 +48,12 @@ def test_explicit_sparsity_lists_are_swept_as_whole_schedules() -> None:
     ]
 
 
-def test_controls_sweep_runs_imp_and_each_control_with_one_schedule() -> None:
+def test_controls_sweep_runs_imp_with_each_control_as_a_branch_over_three_seeds() -> None:
     jobs = sweep_jobs("sweep_controls")
-    methods = [compose_train([*TINY, "experiment=sweep_controls", *job]).pruning.method.value for job in jobs]
-    assert methods == ["imp", "random_prune", "random_reinit", "oneshot"]
+    configs = [compose_train([*TINY, "experiment=sweep_controls", *job]) for job in jobs]
+    assert [(cfg.pruning.method, list(cfg.pruning.branches), cfg.seed) for cfg in configs] == [
+        ("imp", ["random_prune", "random_reinit", "oneshot"], seed) for seed in (0, 1, 2)
+    ]
     assert len({tuple(s) for s in job_schedules("sweep_controls")}) == 1
 
 
