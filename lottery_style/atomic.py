@@ -33,10 +33,6 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     return path
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    return atomic_write(path, lambda handle: torch.save(obj, handle))
-
-
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return atomic_write(path, lambda handle: handle.write(data))
 
@@ -50,5 +46,5 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def load_tensors(path: str | Path) -> Any:
-    """Load a file written by :func:`atomic_torch_save`; only tensors and plain containers are accepted."""
+    """Load a ``torch.save`` file (an old run's tickets); only tensors and plain containers are accepted."""
     return torch.load(path, map_location="cpu", weights_only=True)

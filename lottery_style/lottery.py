@@ -20,7 +20,7 @@ from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from lottery_style.atomic import atomic_torch_save, atomic_write_json, atomic_write_text, load_tensors
+from lottery_style.atomic import atomic_write_json, atomic_write_text
 from lottery_style.config import Method, Rewind
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.evaluation import evaluate, evaluation_device, save_grid
@@ -33,18 +33,16 @@ from lottery_style.pruning.masks import (
     apply_masks,
     dense_masks,
     kept_counts,
-    load_masks,
     magnitude_prune,
     random_prune_like,
-    save_masks,
     sparsity_report,
     sparsity_schedule,
 )
+from lottery_style.round_io import load_rewind_point, load_round, load_round_masks, save_rewind_point, save_round
 from lottery_style.speed import SpeedOptions
 from lottery_style.tickets import format_table, is_complete, mark_complete, round_dir, write_summary
 
 log = logging.getLogger(__name__)
-REWIND_FILE = "rewind_point.pt"
 
 
 def round_sparsities(cfg: DictConfig) -> list[float]:
@@ -102,9 +100,10 @@ class LotteryRun:
         for index, target in enumerate(self.sparsities):
             ticket_dir = round_dir(self.run_dir, index)
             if is_complete(ticket_dir):
-                state = RoundState(masks=load_masks(ticket_dir / "mask.pt"), final_weights=load_tensors(ticket_dir / "weights.pt"))
+                weights, masks = load_round(ticket_dir)
+                state = RoundState(masks=masks, final_weights=weights)
                 if index == 0:
-                    self.rewind_point = load_tensors(self.run_dir / REWIND_FILE)
+                    self.rewind_point = load_rewind_point(self.run_dir)
                     self.dense_weights = state.final_weights
                 log.info("round %d already finished in %s: skipped", index, ticket_dir)
                 continue
@@ -143,7 +142,7 @@ class LotteryRun:
             dense_weights = {name: self.dense_weights[name] for name in weights}
             return magnitude_prune(dense_weights, dense_masks(dense_weights), target, layerwise)
         if source is not None:
-            reference = load_masks(round_dir(source, index) / "mask.pt")
+            reference = load_round_masks(round_dir(source, index))
         else:
             reference = magnitude_prune(weights, current, target, layerwise)
         if self.method == Method.random_prune:
@@ -259,9 +258,8 @@ class LotteryRun:
         }
         if is_global_zero:
             if index == 0:
-                atomic_torch_save(mask_callback.rewind_point, self.run_dir / REWIND_FILE)
-            save_masks(mask_callback.masks, ticket_dir / "mask.pt")
-            atomic_torch_save(trainable_state(model), ticket_dir / "weights.pt")
+                save_rewind_point(self.run_dir, mask_callback.rewind_point)
+            save_round(ticket_dir, trainable_state(model), mask_callback.masks)
             atomic_write_json(ticket_dir / "metrics.json", metrics)
             atomic_write_text(ticket_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
             save_grid(model, datamodule.grid_batch(), ticket_dir / "grid.png", self.device)
