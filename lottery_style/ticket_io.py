@@ -169,7 +169,7 @@ def export_round(folder: str | Path, out: str | Path, *, fp16: bool = False, com
         raise TicketError(f"round folder {folder} does not exist: expected a finished round_XX folder of a run")
     parts = read_round_folder(folder)
     if parts.masks is None:  # an old folder with weights.pt alone
-        raise TicketError(f"{folder} has no masks (no {TICKET_FILE}, no {LEGACY_MASKS_FILE}): expected a finished round folder")
+        raise TicketError(f"{folder} has no masks (no {TICKET_FILE}, no {LEGACY_MASKS_FILE}): not a finished round")
     metadata = {
         "model": OmegaConf.to_container(parts.model_cfg, resolve=True, enum_to_str=True),
         "source": str(folder.resolve()),

@@ -24,7 +24,7 @@ from lottery_style.round_io import (
     save_rewind_point,
     save_round,
 )
-from lottery_style.ticket_io import load_ticket, read_ticket
+from lottery_style.ticket_io import load_ticket
 from lottery_style.tickets import (
     LEGACY_MASKS_FILE,
     LEGACY_REWIND_FILE,
@@ -189,7 +189,7 @@ def test_a_folder_written_the_old_way_loads_and_resumes(recorded: Recorded, tmp_
         assert_ticket_equal(loaded, weights, masks)
         assert_masks_equal(loaded_masks, masks)
         assert_masks_equal(load_round_masks(ticket), masks)
-        model, parts = load_ticket(ticket)
+        model, _ = load_ticket(ticket)
         assert_ticket_equal(trainable_state(model), weights, masks)
     assert_ticket_equal(load_rewind_point(run_dir), recorded.rewind_point, {})
     index, state, rewind_point = _resume(run_dir, rounds=2)
