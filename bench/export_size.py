@@ -1,4 +1,5 @@
-"""Ticket export sizes for AdaIN at the paper's sparsities, and the time of one global pruning step.
+"""Ticket sizes for AdaIN at the paper's sparsities (export files and round folders), and the time of one
+global pruning step.
 
 Run: ``python bench/export_size.py`` (about a minute on 2 CPU cores). Weights are
 random (default initialisation): the sizes depend on the weight statistics only
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -18,6 +20,8 @@ from lottery_style.export import export_ticket
 from lottery_style.models import create_model
 from lottery_style.models.adain import AdaINConfig
 from lottery_style.pruning import dense_masks, magnitude_prune
+from lottery_style.round_io import save_rewind_point, save_round
+from lottery_style.tickets import TICKET_FILE
 
 SPARSITIES = (0.5, 0.8, 1 - 0.8**10)
 TIMING_COPIES = 4  # 4 x AdaIN's 7.0M prunable weights = 28M, the size the timing is quoted at
@@ -35,15 +39,22 @@ def adain_ticket_parts() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tenso
     return state, weights
 
 
-def size_table(folder: Path) -> None:
+def pruned_tickets() -> Iterator[tuple[float, dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+    """(sparsity, state with pruned entries zeroed, masks) at each of SPARSITIES, by IMP-style repeated pruning."""
     state, weights = adain_ticket_parts()
     masks = dense_masks(weights)
-    print(f"AdaIN: {sum(w.numel() for w in weights.values()):,} prunable weights")
-    print(f"{'sparsity':>9} {'dense MiB':>10} {'floor MiB':>10} {'plain MiB (x floor)':>20} "
-          f"{'lzma MiB (x smaller)':>21} {'fp16 MiB':>9}")
     for sparsity in SPARSITIES:
         masks = magnitude_prune(weights, masks, sparsity)
         ticket = {name: t.masked_fill(~masks[name], 0.0) if name in masks else t for name, t in state.items()}
+        yield sparsity, ticket, masks
+
+
+def size_table(folder: Path) -> None:
+    _, weights = adain_ticket_parts()
+    print(f"AdaIN: {sum(w.numel() for w in weights.values()):,} prunable weights")
+    print(f"{'sparsity':>9} {'dense MiB':>10} {'floor MiB':>10} {'plain MiB (x floor)':>20} "
+          f"{'lzma MiB (x smaller)':>21} {'fp16 MiB':>9}")
+    for sparsity, ticket, masks in pruned_tickets():
         plain = export_ticket(ticket, masks, folder / "plain.lst")
         packed = export_ticket(ticket, masks, folder / "packed.lst", compress=True)
         half = export_ticket(ticket, masks, folder / "half.lst", values="fp16")
@@ -51,6 +62,30 @@ def size_table(folder: Path) -> None:
               f"{plain.file_bytes / MIB:>11.2f} ({plain.ratio_to_floor:.4f}) "
               f"{packed.file_bytes / MIB:>11.2f} ({packed.x_smaller_than_dense:>5.2f}x) "
               f"{half.file_bytes / MIB:>9.2f}")
+
+
+def round_table(folder: Path) -> None:
+    """A round's ticket file (what ``_record`` writes) against the floor, and the old weights.pt + mask.pt."""
+    print("\nround folder files (weights + masks), AdaIN trainable state")
+    print(f"{'sparsity':>9} {'floor MiB':>10} {TICKET_FILE + ' MiB (x floor)':>26} "
+          f"{'old weights.pt + mask.pt MiB':>29}")
+    for sparsity, ticket, masks in pruned_tickets():
+        save_round(folder, ticket, masks)
+        kept = sum(int(m.count_nonzero()) for m in masks.values())
+        prunable = sum(m.numel() for m in masks.values())
+        unpruned_bits = sum(8 * t.numel() * t.element_size() for name, t in ticket.items() if name not in masks)
+        floor = (32 * kept + prunable + unpruned_bits) / 8
+        size = (folder / TICKET_FILE).stat().st_size
+        torch.save(ticket, folder / "weights.pt")
+        torch.save(masks, folder / "mask.pt")
+        old = (folder / "weights.pt").stat().st_size + (folder / "mask.pt").stat().st_size
+        print(f"{sparsity:>9.2%} {floor / MIB:>10.2f} {size / MIB:>17.2f} ({size / floor:.4f}) {old / MIB:>29.2f}")
+    state, _ = adain_ticket_parts()
+    rewind = save_rewind_point(folder, state)
+    torch.save(state, folder / "rewind_point.pt")
+    print(f"rewind point (dense): {rewind.file_bytes / MIB:.2f} MiB, raw fp32 {rewind.dense_bytes / MIB:.2f} MiB "
+          f"(+{rewind.file_bytes - rewind.dense_bytes} bytes), old rewind_point.pt "
+          f"{(folder / 'rewind_point.pt').stat().st_size / MIB:.2f} MiB")
 
 
 def pruning_time() -> None:
@@ -67,4 +102,5 @@ def pruning_time() -> None:
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         size_table(Path(tmp))
+        round_table(Path(tmp))
     pruning_time()

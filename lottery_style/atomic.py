@@ -50,5 +50,5 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def load_tensors(path: str | Path) -> Any:
-    """Load a file written by :func:`atomic_torch_save`; only tensors and plain containers are accepted."""
+    """Load a ``torch.save`` file (an old run's tickets); only tensors and plain containers are accepted."""
     return torch.load(path, map_location="cpu", weights_only=True)

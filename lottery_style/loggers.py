@@ -28,12 +28,12 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from lottery_style.tickets import SUMMARY_FIELDS, Verdict, round_dir
+from lottery_style.tickets import SUMMARY_FIELDS, TICKET_FILE, Verdict, round_dir
 from lottery_style.validation import ConfigError
 
 WANDB_MODES = ("online", "offline", "disabled")
 LEGACY_MODES = {"dryrun": "offline", "run": "online"}  # older WANDB_MODE values W&B still accepts
-TICKET_FILES = ("mask.pt", "weights.pt", "metrics.json")
+TICKET_FILES = (TICKET_FILE, "metrics.json")  # weights and masks are one file
 
 
 class RunLogger:

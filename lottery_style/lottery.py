@@ -26,7 +26,7 @@ from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from lottery_style.atomic import atomic_torch_save, atomic_write_json, atomic_write_text, load_tensors
+from lottery_style.atomic import atomic_write_json, atomic_write_text
 from lottery_style.config import Rewind, control_seed, stream_seed
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.evaluation import evaluate, evaluation_device, save_grid
@@ -39,12 +39,18 @@ from lottery_style.pruning.masks import (
     Masks,
     apply_masks,
     dense_masks,
-    load_masks,
-    save_masks,
     sparsity_report,
     sparsity_schedule,
 )
 from lottery_style.rewinding import Segment, round_segments
+from lottery_style.round_io import (
+    load_rewind_point,
+    load_round,
+    load_round_masks,
+    rewind_point_file,
+    save_rewind_point,
+    save_round,
+)
 from lottery_style.speed import SpeedOptions
 from lottery_style.tickets import (
     format_table,
@@ -57,7 +63,6 @@ from lottery_style.tickets import (
 )
 
 log = logging.getLogger(__name__)
-REWIND_FILE = "rewind_point.pt"
 BRANCHES_DIR = "branches"
 # Files of a round folder that belong to the run that trained it, not to a branch reusing the round.
 OWN_ROUND_FILES = ("metrics.json", "config.yaml", "DONE", "logs", "checkpoints")
@@ -142,9 +147,10 @@ class LotteryRun:
             if index == 0 and self.source is not None:
                 self.adopt_source_round_zero()
             if is_complete(ticket_dir):
-                state = RoundState(masks=load_masks(ticket_dir / "mask.pt"), final_weights=load_tensors(ticket_dir / "weights.pt"))
+                weights, masks = load_round(ticket_dir)
+                state = RoundState(masks=masks, final_weights=weights)
                 if index == 0:
-                    self.rewind_point = load_tensors(self.run_dir / REWIND_FILE)
+                    self.rewind_point = load_rewind_point(self.run_dir)
                     self.dense_weights = state.final_weights
                 log.info("round %d already finished in %s: skipped", index, ticket_dir)
                 continue
@@ -184,7 +190,9 @@ class LotteryRun:
             for path in source_dir.iterdir():
                 if path.name not in OWN_ROUND_FILES and path.is_file():
                     shutil.copyfile(path, ticket_dir / path.name)
-            shutil.copyfile(self.source / REWIND_FILE, self.run_dir / REWIND_FILE)
+            source_rewind = rewind_point_file(self.source)
+            assert source_rewind is not None, f"{self.source} has a finished round 0 but no rewind point"
+            shutil.copyfile(source_rewind, self.run_dir / source_rewind.name)
             metrics = {**read_metrics(source_dir), "method": self.method, "source_run": str(self.source)}
             atomic_write_json(ticket_dir / "metrics.json", metrics)
             atomic_write_text(ticket_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
@@ -209,7 +217,7 @@ class LotteryRun:
             rewind_point=self.rewind_point,
             generator=torch.Generator().manual_seed(self.control_seed * 1_000 + index),
             fresh_state=lambda: self.fresh_scope_state(model, index),
-            source_masks=load_masks(round_dir(self.source, index) / "mask.pt") if self.strategy.follows_imp else None,
+            source_masks=load_round_masks(round_dir(self.source, index)) if self.strategy.follows_imp else None,
         )
         masks = self.strategy.next_masks(inputs)
         model.load_state_dict(self.strategy.start_weights(inputs), strict=False)
@@ -265,15 +273,14 @@ class LotteryRun:
         logger: Any,
     ) -> None:
         """Round 0's steps 0..k; the weights at k become the rewind point (kept on disk for a resume)."""
-        rewind_file = self.run_dir / REWIND_FILE
-        if rewind_file.is_file():  # a resumed round 0 that had passed step k
-            self.rewind_point = load_tensors(rewind_file)
+        if rewind_point_file(self.run_dir) is not None:  # a resumed round 0 that had passed step k
+            self.rewind_point = load_rewind_point(self.run_dir)
             model.load_state_dict(self.rewind_point, strict=False)
             return
         self.fit_segment(model, datamodule, 0, segment, mask_callback, ticket_dir, logger)
         self.rewind_point = trainable_state(model)
         if is_rank_zero():
-            atomic_torch_save(self.rewind_point, rewind_file)
+            save_rewind_point(self.run_dir, self.rewind_point)
 
     def fit_segment(
         self,
@@ -359,9 +366,8 @@ class LotteryRun:
         }
         if is_rank_zero():
             if index == 0:
-                atomic_torch_save(self.rewind_point, self.run_dir / REWIND_FILE)
-            save_masks(mask_callback.masks, ticket_dir / "mask.pt")
-            atomic_torch_save(trainable_state(model), ticket_dir / "weights.pt")
+                save_rewind_point(self.run_dir, self.rewind_point)
+            save_round(ticket_dir, trainable_state(model), mask_callback.masks)
             atomic_write_json(ticket_dir / "metrics.json", metrics)
             atomic_write_text(ticket_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
             save_grid(model, datamodule.grid_batch(), ticket_dir / "grid.png", self.device)

@@ -21,12 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor
 
-from lottery_style.atomic import load_tensors
 from lottery_style.export import MAGIC, ExportStats, export_metadata, export_ticket, load_ticket_export
 from lottery_style.models import MODEL_REGISTRY, StyleTransferModule, create_model
 from lottery_style.models.vgg import Layout, VGGEncoder
 from lottery_style.pruning.callback import REWOUND_PARTS
-from lottery_style.tickets import DONE, read_metrics
+from lottery_style.round_io import has_round_weights, read_round
+from lottery_style.tickets import DONE, LEGACY_MASKS_FILE, TICKET_FILE, read_metrics
 
 TICKET_FORMS = "a round folder (round_XX/), a ticket export file or a Lightning .ckpt"
 
@@ -53,16 +53,21 @@ def _trainable(state: dict[str, Tensor]) -> dict[str, Tensor]:
 def read_round_folder(folder: Path) -> TicketParts:
     if (folder / "round_00").is_dir():
         raise TicketError(f"{folder} is a run folder: pass one of its round folders, e.g. {folder / 'round_00'}")
-    missing = [name for name in ("config.yaml", "weights.pt", DONE) if not (folder / name).is_file()]
+    missing = [name for name in ("config.yaml", DONE) if not (folder / name).is_file()]
+    if not has_round_weights(folder):
+        missing.insert(0, TICKET_FILE)
     if missing:
         raise TicketError(f"{folder} is not a finished round folder: it has no {', '.join(missing)}")
     run_cfg = OmegaConf.load(folder / "config.yaml")
     if "model" not in run_cfg:
         raise TicketError(f"{folder / 'config.yaml'} has no 'model' section: expected the resolved run config")
     metrics = read_metrics(folder) if (folder / "metrics.json").is_file() else {}
-    masks = load_tensors(folder / "mask.pt") if (folder / "mask.pt").is_file() else None
+    try:
+        weights, masks = read_round(folder)
+    except ValueError as error:
+        raise TicketError(str(error)) from None
     info = {key: metrics[key] for key in ("method", "round", "sparsity") if key in metrics}
-    return TicketParts(run_cfg.model, _trainable(load_tensors(folder / "weights.pt")), masks, info)
+    return TicketParts(run_cfg.model, _trainable(weights), masks, info)
 
 
 def read_export_file(path: Path) -> TicketParts:
@@ -163,8 +168,8 @@ def export_round(folder: str | Path, out: str | Path, *, fp16: bool = False, com
     if not folder.is_dir():
         raise TicketError(f"round folder {folder} does not exist: expected a finished round_XX folder of a run")
     parts = read_round_folder(folder)
-    if parts.masks is None:
-        raise TicketError(f"{folder} has no mask.pt: expected a finished round folder")
+    if parts.masks is None:  # an old folder with weights.pt alone
+        raise TicketError(f"{folder} has no masks (no {TICKET_FILE}, no {LEGACY_MASKS_FILE}): not a finished round")
     metadata = {
         "model": OmegaConf.to_container(parts.model_cfg, resolve=True, enum_to_str=True),
         "source": str(folder.resolve()),

@@ -3,14 +3,16 @@
 One folder per round::
 
     round_03/
-      mask.pt          bool masks over the pruned scope (name -> tensor)
-      weights.pt       the trained weights (encoder, transform, decoder)
+      ticket.lst       the trained weights (encoder, transform, decoder) with the masks of the
+                       pruned scope: survivors + packed mask bits, the rest raw (export format)
       metrics.json     sparsity (total, per part, per layer), E_content, E_style, E, SSIM, per-pair E
       config.yaml      the resolved run config
       grid.png         content | style | output for the fixed pairs
       DONE             written last: a round without it is unfinished and is resumed
 
-plus ``rewind_point.pt`` at the run's top level and ``summary.csv``/``summary.json``.
+plus ``rewind_point.lst`` (same format) at the run's top level and ``summary.csv``/``summary.json``.
+Folders written before the compact format hold ``weights.pt`` + ``mask.pt`` and
+``rewind_point.pt`` instead; :mod:`lottery_style.round_io` reads both.
 The verdict is computed from the recorded metrics only, so it can be re-derived
 (and unit-tested) without any model.
 """
@@ -29,6 +31,11 @@ from typing import Any
 from lottery_style.atomic import atomic_write_json, atomic_write_text
 
 DONE = "DONE"
+TICKET_FILE = "ticket.lst"  # a round's weights and masks in one file (lottery_style.round_io)
+REWIND_FILE = "rewind_point.lst"  # the run's rewind point, same format, no masks
+LEGACY_WEIGHTS_FILE = "weights.pt"  # dense torch.save of the weights, before ticket.lst
+LEGACY_MASKS_FILE = "mask.pt"  # bool masks, one byte per entry, before ticket.lst
+LEGACY_REWIND_FILE = "rewind_point.pt"
 SUMMARY_FIELDS = (
     "round", "method", "sparsity", "sparsity_model", "sparsity_encoder", "sparsity_transform",
     "sparsity_decoder", "E_content", "E_style", "E", "E_std", "ssim", "matching", "matching_std",

@@ -19,9 +19,9 @@ import lottery_style.lottery
 import lottery_style.pruning.callback
 import lottery_style.pruning.masks
 import lottery_style.tickets
-from lottery_style.atomic import load_tensors
 from lottery_style.lottery import LotteryRun
 from lottery_style.models import MODEL_REGISTRY, PARTS
+from lottery_style.round_io import load_round
 from lottery_style.tickets import round_dir
 from tests.conftest import CONF_DIR, compose_train
 from tests.test_experiments import TEST_SCALE, masks_of, pruned_count
@@ -41,7 +41,7 @@ def assert_one_global_threshold(run_dir: Path, index: int = 1) -> None:
     """Round ``index``'s mask ranks the previous round's trained weights in one pool: no pruned |w|
     of any part exceeds a kept |w| of any part."""
     masks = masks_of(run_dir, index)
-    trained = load_tensors(round_dir(run_dir, index - 1) / "weights.pt")
+    trained = load_round(round_dir(run_dir, index - 1))[0]
     pruned = torch.cat([trained[k].abs()[~m].flatten() for k, m in masks.items()])
     kept = torch.cat([trained[k].abs()[m].flatten() for k, m in masks.items()])
     assert pruned.max() <= kept.min()
@@ -57,7 +57,7 @@ def test_one_imp_round_of_every_model_through_the_same_engine(model: str, tmp_pa
     masks = masks_of(tmp_path, 1)
     assert pruned_count(masks) == round(0.2 * sum(m.numel() for m in masks.values()))
     assert rows[1]["sparsity"] == pytest.approx(0.2, abs=1e-6)
-    trained_parts = {key.split(".")[0] for key in load_tensors(round_dir(tmp_path, 1) / "weights.pt")} & set(PARTS)
+    trained_parts = {key.split(".")[0] for key in load_round(round_dir(tmp_path, 1))[0]} & set(PARTS)
     assert {name.split(".")[0] for name in masks if not masks[name].all()} == trained_parts
     assert_one_global_threshold(tmp_path)
     logged = (round_dir(tmp_path, 0) / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lottery_style.tickets import TICKET_FILE
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow
@@ -27,7 +28,7 @@ def test_main_command_writes_tickets_metrics_and_grid(tmp_path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     for index in (0, 1):
         ticket = run_dir / f"round_{index:02d}"
-        for name in ("weights.pt", "mask.pt", "metrics.json", "config.yaml", "grid.png", "DONE"):
+        for name in (TICKET_FILE, "metrics.json", "config.yaml", "grid.png", "DONE"):
             assert (ticket / name).is_file(), ticket / name
     assert (run_dir / "summary.csv").is_file()
     assert "extreme sparsity" in result.stdout

@@ -16,9 +16,11 @@ from omegaconf import OmegaConf
 
 from lottery_style.launch import relaunches_command
 from lottery_style.pruning.callback import MaskCallback, masks_digest
+from lottery_style.round_io import load_round_masks
+from lottery_style.tickets import REWIND_FILE, TICKET_FILE
 from tests.conftest import CONF_DIR, TINY, compose_train
 
-TICKET_FILES = {"DONE", "config.yaml", "grid.png", "logs", "mask.pt", "metrics.json", "weights.pt"}
+TICKET_FILES = {"DONE", "config.yaml", "grid.png", "logs", "metrics.json", TICKET_FILE}
 
 
 def run_cli(args: list[str], cwd: Path, multirun: bool = False) -> subprocess.CompletedProcess:
@@ -97,7 +99,7 @@ def test_two_rank_imp_run_has_identical_masks_the_schedule_and_one_set_of_ticket
         recorded = metrics(run_dir, index)
         hashes = recorded["mask_hashes"]
         assert len(hashes) == 2 and hashes[0] == hashes[1], hashes  # one per rank, equal
-        saved = torch.load(run_dir / f"round_{index:02d}" / "mask.pt", weights_only=True)
+        saved = load_round_masks(run_dir / f"round_{index:02d}")
         assert masks_digest(saved).hex() == hashes[0]
         assert recorded["sparsity"] == pytest.approx(1 - 0.8**index, abs=1e-6)
         assert {p.name for p in (run_dir / f"round_{index:02d}").iterdir()} == TICKET_FILES
@@ -113,7 +115,7 @@ def test_ddp_multirun_leaves_exactly_its_job_folders(tmp_path: Path) -> None:
     (sweep,) = (tmp_path / "outputs" / "multirun" / "quickstart").iterdir()  # no phantom sweep folder
     assert sorted(p.name for p in tmp_path.rglob("*") if p.parent == tmp_path) == ["outputs"]
     assert sorted(p.name for p in sweep.iterdir()) == ["0", "1", "multirun.yaml"]
-    expected = {".hydra", "round_00", "rewind_point.pt", "summary.csv", "summary.json", "train.log", "train_ddp_process_1.log"}
+    expected = {".hydra", "round_00", REWIND_FILE, "summary.csv", "summary.json", "train.log", "train_ddp_process_1.log"}
     for seed in (0, 1):
         job = sweep / str(seed)
         assert {p.name for p in job.iterdir()} == expected

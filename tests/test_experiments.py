@@ -25,11 +25,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 import lottery_style.train  # noqa: F401  (registers the schemas and the run_id resolver)
-from lottery_style.atomic import load_tensors
 from lottery_style.lottery import LotteryRun
 from lottery_style.models import MODEL_REGISTRY, create_model
 from lottery_style.models.vgg import WeightsError
-from lottery_style.pruning.masks import Masks, kept_counts, load_masks
+from lottery_style.pruning.masks import Masks, kept_counts
+from lottery_style.round_io import load_round, load_round_masks
 from lottery_style.tickets import round_dir
 from tests.conftest import CONF_DIR, TINY, compose_train
 
@@ -95,7 +95,7 @@ def tiny_run(tmp: Path, experiment: str, point: list[str], *extra: str) -> list[
 
 
 def masks_of(run_dir: Path, index: int) -> Masks:
-    return load_masks(round_dir(run_dir, index) / "mask.pt")
+    return load_round_masks(round_dir(run_dir, index))
 
 
 def metrics_of(run_dir: Path, index: int) -> dict[str, Any]:
@@ -252,7 +252,7 @@ def test_finding3_nopt_keeps_the_transform_dense_while_the_rest_follows_the_sche
         metrics = metrics_of(tmp_path, index)
         assert metrics["sparsity_transform"] == 0.0
         assert metrics["sparsity"] == pytest.approx(1 - 0.8**index, abs=1e-6)
-        weights = load_tensors(round_dir(tmp_path, index) / "weights.pt")
+        weights = load_round(round_dir(tmp_path, index))[0]
         transform = [w for k, w in weights.items() if k.startswith("transform.") and k.endswith("weight")]
         assert transform and all(torch.count_nonzero(w) == w.numel() for w in transform)
         if index:

@@ -9,10 +9,10 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from lottery_style.atomic import load_tensors
 from lottery_style.lottery import LotteryRun
 from lottery_style.pruning.callback import trainable_state
-from lottery_style.pruning.masks import dense_masks, kept_counts, load_masks, magnitude_prune
+from lottery_style.pruning.masks import dense_masks, kept_counts, magnitude_prune
+from lottery_style.round_io import load_rewind_point, load_round, load_round_masks
 from lottery_style.tickets import round_dir
 from tests.conftest import TINY, compose_train, tiny_model
 
@@ -41,7 +41,7 @@ def run(tmp: Path, *overrides: str, cls: type[LotteryRun] = RecordingRun) -> Lot
 
 
 def masks_of(run_dir: Path, index: int):
-    return load_masks(round_dir(run_dir, index) / "mask.pt")
+    return load_round_masks(round_dir(run_dir, index))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_global_sparsity_follows_the_schedule(imp: RecordingRun) -> None:
 def test_survivors_restart_from_the_rewind_point_bit_for_bit(imp: RecordingRun) -> None:
     torch.manual_seed(0)
     initial = trainable_state(tiny_model("adain"))  # what the seeded run built before round 0
-    stored = load_tensors(imp.run_dir / "rewind_point.pt")
+    stored = load_rewind_point(imp.run_dir)
     for key, value in initial.items():
         assert torch.equal(stored[key], value), key
         assert torch.equal(imp.rewind_point[key], value), f"in-memory rewind point changed after training: {key}"
@@ -75,7 +75,7 @@ def test_survivors_restart_from_the_rewind_point_bit_for_bit(imp: RecordingRun) 
                 assert torch.count_nonzero(value[~masks[key]]) == 0
             else:
                 assert torch.equal(value, stored[key]), (index, key)
-    final = load_tensors(round_dir(imp.run_dir, ROUNDS) / "weights.pt")
+    final = load_round(round_dir(imp.run_dir, ROUNDS))[0]
     assert any(not torch.equal(final[k], stored[k]) for k in stored), "training changed nothing"
 
 
@@ -85,7 +85,7 @@ def test_scope_and_late_rewinding(tmp_path) -> None:
     assert metrics["sparsity_encoder"] == 0.0
     assert metrics["sparsity_decoder"] == pytest.approx(RATE, abs=1e-6)
     assert set(masks_of(tmp_path, 1)) == {k for k in masks_of(tmp_path, 1) if k.startswith("decoder.")}
-    stored = load_tensors(tmp_path / "rewind_point.pt")
+    stored = load_rewind_point(tmp_path)
     torch.manual_seed(0)
     initial = trainable_state(tiny_model("adain"))
     assert any(not torch.equal(stored[k], initial[k]) for k in stored), "step-2 rewind point equals init"
@@ -105,7 +105,7 @@ def test_random_prune_keeps_imp_counts_at_new_positions(imp: RecordingRun, tmp_p
 
 def test_random_reinit_keeps_imp_masks_with_fresh_weights(imp: RecordingRun, tmp_path) -> None:
     lottery = run(tmp_path, "pruning=random_reinit", f"pruning.source_run={imp.run_dir}")
-    stored = load_tensors(imp.run_dir / "rewind_point.pt")
+    stored = load_rewind_point(imp.run_dir)
     for index in range(1, ROUNDS + 1):
         ours, theirs = masks_of(tmp_path, index), masks_of(imp.run_dir, index)
         assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
@@ -117,7 +117,7 @@ def test_random_reinit_keeps_imp_masks_with_fresh_weights(imp: RecordingRun, tmp
 
 def test_oneshot_prunes_the_dense_weights_once_to_each_target(tmp_path) -> None:
     run(tmp_path, "pruning=oneshot")
-    dense = load_tensors(round_dir(tmp_path, 0) / "weights.pt")
+    dense = load_round(round_dir(tmp_path, 0))[0]
     scope = masks_of(tmp_path, 0)
     weights = {k: dense[k] for k in scope}
     for index in range(1, ROUNDS + 1):

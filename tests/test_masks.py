@@ -1,4 +1,4 @@
-"""Mask logic: exact counts, survivors-only pruning, controls, schedule, I/O."""
+"""Mask logic: exact counts, survivors-only pruning, controls, schedule (files: test_round_io.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from lottery_style.pruning import (
     apply_masks,
     dense_masks,
     kept_counts,
-    load_masks,
     magnitude_prune,
     overall_sparsity,
     random_prune_global,
     random_prune_like,
-    save_masks,
     sparsity_report,
     sparsity_schedule,
 )
@@ -131,18 +129,6 @@ def test_apply_masks_zeroes_parameters_in_place() -> None:
     assert layer.weight.data_ptr() == before and layer.weight.requires_grad
     assert torch.all(layer.weight[~masks["weight"]] == 0)
     assert torch.all(layer.weight[masks["weight"]] != 0)
-
-
-def test_save_and_load_round_trip(tmp_path) -> None:
-    weights = _weights()
-    masks = magnitude_prune(weights, dense_masks(weights), 0.6)
-    path = save_masks(masks, tmp_path / "masks.pt")
-    loaded = load_masks(path)
-    assert list(loaded) == list(masks)
-    assert all(torch.equal(loaded[n], masks[n]) and loaded[n].dtype == torch.bool for n in masks)
-    torch.save({"w": torch.zeros(3)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a mask file"):
-        load_masks(tmp_path / "other.pt")
 
 
 def test_sparsity_report_by_part_and_layer() -> None:

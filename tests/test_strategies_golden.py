@@ -27,7 +27,7 @@ import torch
 from lightning.pytorch import Trainer
 
 from lottery_style.lottery import LotteryRun
-from lottery_style.pruning.masks import load_masks
+from lottery_style.round_io import load_round_masks
 from lottery_style.tickets import round_dir
 from tests.conftest import TINY, compose_train
 
@@ -68,7 +68,7 @@ def record(tmp: Path, overrides: list[str], monkeypatch: pytest.MonkeyPatch) -> 
     lottery = LotteryRun(cfg, tmp)
     lottery.run()
     rounds = len(lottery.sparsities)
-    masks = [digest(load_masks(round_dir(tmp, index) / "mask.pt")) for index in range(rounds)]
+    masks = [digest(load_round_masks(round_dir(tmp, index))) for index in range(rounds)]
     return {"masks": masks, "starts": starts}
 
 

@@ -13,12 +13,12 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from lottery_style.atomic import atomic_torch_save
 from lottery_style.cli import main
 from lottery_style.export import load_ticket_export
 from lottery_style.lottery import LotteryRun
 from lottery_style.models.vgg import Layout, VGGEncoder
 from lottery_style.pruning.callback import trainable_state
+from lottery_style.round_io import save_round
 from lottery_style.stylize import fitted_size
 from lottery_style.ticket_io import load_ticket
 from lottery_style.tickets import DONE, round_dir
@@ -65,14 +65,14 @@ def visible_ticket(run_dir: Path, images: dict[str, Path], tmp_path_factory) -> 
     a 2-step decoder outputs nearly a constant ~0.003, which 8-bit PNGs would round to 0 whatever the input."""
     folder = tmp_path_factory.mktemp("visible") / "round_01"
     shutil.copytree(round_dir(run_dir, 1), folder)
-    model, _ = load_ticket(folder)
+    model, parts = load_ticket(folder)
     last = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     with torch.no_grad():
         linear = model.decoder(model.encoder(as_batch(images["square"]))[-1]) - last.bias.view(1, -1, 1, 1)
         scale = 0.2 / linear.std(dim=(0, 2, 3))
         last.weight.mul_(scale.view(-1, 1, 1, 1))
         last.bias.copy_(0.5 - linear.mean(dim=(0, 2, 3)) * scale)
-    atomic_torch_save(trainable_state(model), folder / "weights.pt")
+    save_round(folder, trainable_state(model), parts.masks)
     return folder
 
 
@@ -149,7 +149,7 @@ def test_a_torchvision_vgg_ticket_loads_in_its_own_layout_without_download(tmp_p
     cfg = OmegaConf.create({"model": OmegaConf.to_container(model.cfg, enum_to_str=True)})
     cfg.model.encoder.weights = "torchvision"
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    atomic_torch_save(trainable_state(model), folder / "weights.pt")
+    torch.save(trainable_state(model), folder / "weights.pt")  # an old folder: dense weights, no masks
     (folder / DONE).write_text("")
     loaded, _ = load_ticket(folder)
     assert loaded.encoder.layout is Layout.torchvision

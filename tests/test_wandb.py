@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from lottery_style.loggers import wandb_group, wandb_mode
+from lottery_style.tickets import TICKET_FILE
 from tests.conftest import TINY
 
 # ------------------------------------------------------------ reading offline runs
@@ -137,7 +138,7 @@ def test_multirun_logs_every_round_of_every_job_into_its_own_offline_run(tmp_pat
             assert steps == [0, 1], "training metrics of exactly this round's 2 steps"
             ((name, kind, files),) = run["artifacts"]
             assert kind == "ticket" and name.endswith(f"round{index:02d}")
-            assert files == {f: str(ticket / f) for f in ("mask.pt", "weights.pt", "metrics.json")}
+            assert files == {f: str(ticket / f) for f in (TICKET_FILE, "metrics.json")}
         (summary,) = [r for r in runs if r["job_type"] == "summary"]
         verdict = json.loads((job / "summary.json").read_text())["verdict"]
         assert summary["summary"]["extreme_sparsity"] == pytest.approx(verdict["extreme_sparsity"])

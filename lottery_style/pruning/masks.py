@@ -12,12 +12,9 @@ and for its random controls, whatever the ties in the scores.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 
 import torch
 from torch import Tensor
-
-from lottery_style.atomic import atomic_torch_save, load_tensors
 
 Masks = dict[str, Tensor]
 
@@ -242,15 +239,3 @@ def sparsity_schedule(
     if rounds is None or rounds < 0:
         raise ValueError(f"pruning rounds {rounds} must be a count >= 0 when no target or explicit list is given")
     return [1.0 - (1.0 - rate) ** r for r in range(1, rounds + 1)]
-
-
-# ---------------------------------------------------------------------- I/O
-def save_masks(masks: Mapping[str, Tensor], path: str | Path) -> Path:
-    return atomic_torch_save({name: m.detach().cpu() for name, m in masks.items()}, path)
-
-
-def load_masks(path: str | Path) -> Masks:
-    data = load_tensors(path)
-    if not isinstance(data, dict) or not all(isinstance(m, Tensor) and m.dtype == torch.bool for m in data.values()):
-        raise ValueError(f"{path} is not a mask file: expected a dict of bool tensors")
-    return dict(data)
