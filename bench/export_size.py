@@ -65,7 +65,7 @@ def size_table(folder: Path) -> None:
 
 
 def round_table(folder: Path) -> None:
-    """A round's ticket file (what ``_record`` writes) against the floor, and the old weights.pt + mask.pt."""
+    """A round's ticket file (what ``record`` writes) against the floor, and the old weights.pt + mask.pt."""
     print("\nround folder files (weights + masks), AdaIN trainable state")
     print(f"{'sparsity':>9} {'floor MiB':>10} {TICKET_FILE + ' MiB (x floor)':>26} "
           f"{'old weights.pt + mask.pt MiB':>29}")

@@ -14,7 +14,7 @@ Usage: python bench/step_time.py [--shapes 2x128,8x256] [--modes frozen,plus] [-
   unmaps freed tensors (``training.keep_freed_memory=false``): against
   ``plain+fast`` it shows what keeping freed memory in the heap gains.
 * ``framework``: the same model as a LightningModule fitted by the Trainer the
-  IMP driver builds (``LotteryRun._trainer``: MaskCallback with a 20% IMP mask,
+  IMP driver builds (``LotteryRun.build_trainer``: MaskCallback with a 20% IMP mask,
   checkpoint callback, the configured logger and progress bar), with the
   default ``training.*`` speed options.
 * ``nchw``, ``compile``, ``nchw+compile``, ``no_progress_bar``: the framework
@@ -69,6 +69,7 @@ from lottery_style.lottery import LotteryRun
 from lottery_style.models import create_model
 from lottery_style.pruning import apply_masks, dense_masks, magnitude_prune
 from lottery_style.pruning.callback import MaskCallback
+from lottery_style.rewinding import Segment
 from lottery_style.speed import keep_freed_memory_in_heap
 from lottery_style.train import CONF_DIR
 
@@ -213,7 +214,7 @@ class Framework:
         run = LotteryRun(self.cfg, out)
         logger = build_run_logger(self.cfg, out).round_logger(1, {"round": 1, "method": "imp", "sparsity": PRUNED})
         masks = {name: mask.clone() for name, mask in self.masks.items()}
-        trainer = run._trainer(out / "round_01", MaskCallback(masks), 1, logger)
+        trainer = run.build_trainer(out / "round_01", MaskCallback(masks), 1, logger, Segment(0, self.cfg.training.steps, 0))
         timer = BatchStarts()
         trainer.callbacks.append(timer)
         trainer.fit(self.model, train_dataloaders=DataLoader(batches, batch_size=None))

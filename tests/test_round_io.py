@@ -1,4 +1,4 @@
-"""Round tickets on disk: what ``_record`` writes is read back bit for bit by every reader, old folders too."""
+"""Round tickets on disk: what ``record`` writes is read back bit for bit by every reader, old folders too."""
 
 from __future__ import annotations
 
@@ -40,16 +40,16 @@ Tensors = dict[str, torch.Tensor]
 
 
 class Recorded(LotteryRun):
-    """Keeps what ``_record`` saw in memory: every round's weights and masks, and the rewind point."""
+    """Keeps what ``record`` saw in memory: every round's weights and masks, and the rewind point."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.saved: dict[int, tuple[Tensors, Tensors]] = {}
 
-    def _record(self, model, datamodule, index, mask_callback, *args):
+    def record(self, model, datamodule, index, mask_callback, *args):
         masks = {name: mask.detach().cpu().clone() for name, mask in mask_callback.masks.items()}
         self.saved[index] = (trainable_state(model), masks)
-        return super()._record(model, datamodule, index, mask_callback, *args)
+        return super().record(model, datamodule, index, mask_callback, *args)
 
 
 class Resumed(Exception):
@@ -57,7 +57,7 @@ class Resumed(Exception):
 
 
 class Resuming(LotteryRun):
-    def _start_round(self, model, index, target, state):
+    def start_round(self, model, index, target, state):
         raise Resumed(index, state, self.rewind_point)
 
 

@@ -18,6 +18,7 @@ from lottery_style.models.stats import mean_std
 from lottery_style.pruning import dense_masks, magnitude_prune
 from lottery_style.pruning.callback import MaskCallback
 from lottery_style.pruning.masks import mask_factor
+from lottery_style.rewinding import Segment
 from lottery_style.speed import SpeedOptions
 from tests.conftest import TINY, compose_train, tiny_model
 
@@ -135,7 +136,7 @@ def test_speed_options_keep_freed_memory_only_when_asked(keep: bool, monkeypatch
 @pytest.mark.parametrize("overrides", [[], ["training.channels_last=false", "training.keep_freed_memory=false"]])
 def test_every_fit_of_a_run_gets_the_configured_speed_options(overrides: list[str], tmp_path) -> None:
     cfg = compose_train([*TINY, *overrides], tmp_path)
-    trainer = LotteryRun(cfg, tmp_path)._trainer(tmp_path / "round_00", MaskCallback({}), 0, False)
+    trainer = LotteryRun(cfg, tmp_path).build_trainer(tmp_path / "round_00", MaskCallback({}), 0, False, Segment(0, 4, 0))
     (options,) = [callback for callback in trainer.callbacks if isinstance(callback, SpeedOptions)]
     assert (options.channels_last, options.compile, options.keep_freed_memory) == (
         cfg.training.channels_last, cfg.training.compile, cfg.training.keep_freed_memory
