@@ -27,7 +27,7 @@ from lottery_style.evaluation import evaluate, evaluation_device, save_grid
 from lottery_style.loggers import RunLogger, build_run_logger
 from lottery_style.models import PARTS, create_model
 from lottery_style.models.base import StyleTransferModule
-from lottery_style.pruning.callback import EpochSeed, MaskCallback, trainable_state
+from lottery_style.pruning.callback import MaskCallback, StepSeed, trainable_state
 from lottery_style.pruning.masks import (
     Masks,
     apply_masks,
@@ -86,7 +86,7 @@ class LotteryRun:
     def _build(self) -> tuple[StyleTransferModule, StylePairDataModule]:
         seed_everything(self.cfg.seed, workers=True)
         model = create_model(self.cfg.model)
-        datamodule = StylePairDataModule(self.cfg.data, steps_per_epoch=self.cfg.training.checkpoint_every)
+        datamodule = StylePairDataModule(self.cfg.data, steps_per_epoch=self.cfg.training.steps)
         return model, datamodule
 
     def _scope_weights(self, model: StyleTransferModule) -> dict[str, torch.nn.Parameter]:
@@ -207,7 +207,7 @@ class LotteryRun:
             dirpath=ticket_dir / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=training.checkpoint_every
         )
         speed = SpeedOptions(training.channels_last, training.compile, training.keep_freed_memory)
-        callbacks = [mask_callback, EpochSeed(self.cfg.seed * 1_000 + index), checkpoint, speed]
+        callbacks = [mask_callback, StepSeed(self.cfg.seed, index), checkpoint, speed]
         if training.progress_bar:
             callbacks.append(RichProgressBar())
         return Trainer(

@@ -44,7 +44,7 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"pruning.matching_tolerance={pruning.matching_tolerance} is invalid: expected >= 0")
     if pruning.source_run is not None and not Path(pruning.source_run, "round_00").is_dir():
         raise ConfigError(f"pruning.source_run={pruning.source_run} is not an IMP run folder (no round_00 inside)")
-    check_data_config(data, training.checkpoint_every)
+    check_data_config(data, training.steps)  # one epoch per round: see LotteryRun._build
     multiple = model_class(cfg.model.name).size_multiple
     for key in ("crop_size", "eval_size"):
         if data[key] % multiple:

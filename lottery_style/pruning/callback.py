@@ -121,12 +121,19 @@ class MaskCallback(Callback):
         self.rewind_point = state_dict["rewind_point"]
 
 
-class EpochSeed(Callback):
-    """Reseed torch at every epoch start so a fit resumed from an epoch-end checkpoint draws the
-    same random numbers (noise, permutations) as an uninterrupted one."""
+class StepSeed(Callback):
+    """Reseed torch before every training step from (run seed, round, global step).
 
-    def __init__(self, seed: int):
+    Models that draw random numbers per step (MANet, MCCNet, AdaAttN) then see a
+    stream that depends on the step index only: not on where epochs or
+    checkpoints fall (``training.checkpoint_every`` is a resume knob, not a
+    result), nor on whether the fit was resumed.
+    """
+
+    def __init__(self, seed: int, round_index: int):
         self.seed = seed
+        self.round_index = round_index
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        torch.manual_seed(self.seed * 100_003 + trainer.current_epoch)
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        key = hashlib.sha1(f"{self.seed}/{self.round_index}/{trainer.global_step}".encode()).digest()
+        torch.manual_seed(int.from_bytes(key[:8], "little"))
