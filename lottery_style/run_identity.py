@@ -69,7 +69,7 @@ def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _plain(cfg: DictConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(cfg, resolve=False, enum_to_str=True, throw_on_missing=False)  # type: ignore[return-value]
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True, throw_on_missing=False)  # type: ignore[return-value]
 
 
 def device_count(accelerator: str, devices: Any) -> int:
