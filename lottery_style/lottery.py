@@ -34,7 +34,7 @@ from lottery_style.loggers import RunLogger, build_run_logger
 from lottery_style.methods import RoundInputs, method_strategy
 from lottery_style.models import PARTS, create_model
 from lottery_style.models.base import StyleTransferModule
-from lottery_style.pruning.callback import EpochSeed, MaskCallback, trainable_state
+from lottery_style.pruning.callback import MaskCallback, StepSeed, trainable_state
 from lottery_style.pruning.masks import (
     Masks,
     apply_masks,
@@ -128,7 +128,7 @@ class LotteryRun:
         seed_everything(self.cfg.seed, workers=True)
         model = create_model(self.cfg.model)
         datamodule = StylePairDataModule(
-            self.cfg.data, steps_per_epoch=self.cfg.training.checkpoint_every, stream_seed=stream_seed(self.cfg)
+            self.cfg.data, steps_per_epoch=self.cfg.training.steps, stream_seed=stream_seed(self.cfg)
         )
         return model, datamodule
 
@@ -315,7 +315,7 @@ class LotteryRun:
             every_n_train_steps=training.checkpoint_every,
         )
         speed = SpeedOptions(training.channels_last, training.compile, training.keep_freed_memory)
-        callbacks = [mask_callback, EpochSeed(self.cfg.seed * 1_000 + index), checkpoint, speed]
+        callbacks = [mask_callback, StepSeed(self.cfg.seed, segment.start), checkpoint, speed]
         if training.progress_bar:
             callbacks.append(RichProgressBar())
         return Trainer(

@@ -1,16 +1,31 @@
-"""One page from many run folders: E vs sparsity per method over seeds, verdicts, per-part sparsity, grids.
+"""One page from many run folders: E vs sparsity per experiment over seeds, verdicts, per-part sparsity, grids.
 
-Runs are grouped by model and method (``metrics.json``'s ``method``) and
-replicated over seeds (``config.yaml``'s ``seed``). Every number comes from the
-runs' own records (``summary.json``, or the finished rounds when a run has no
-summary yet), so the page can be rebuilt at any time without a model. Rounds
-are matched across seeds by index: every seed of a method follows the same
-sparsity schedule. Spreads are sample standard deviations over seeds (0 for a
-single seed).
+Runs are compared by their result-defining keys (:mod:`lottery_style.run_identity`,
+read from each run's ``round_00/config.yaml``): runs equal in every such key but
+the seed are *replicates* of one experiment, a *series*; any other difference
+(method, rate, scope, steps, data, learning rate, ...) makes another series,
+labelled by the keys that differ between series of the same method (e.g.
+``imp, pruning.rate=0.1``). The same seed twice is one replicate: the report warns
+and keeps the run with the most finished rounds. Rounds are aligned by sparsity.
+
+Every number comes from the runs' own records (``summary.json``, or the finished
+rounds when a run has no summary yet), so the page can be rebuilt at any time
+without a model. Spreads are sample standard deviations over replicates (0 for one).
+
+Two verdicts per series:
+
+- per seed, the paper's strict rule (E <= dense E of that run), counted over seeds;
+- across seeds, the replicate-aware rule of Chen et al. 2020 ("The Lottery Ticket
+  Hypothesis for Pre-trained BERT Networks", appendix A: "the highest sparsities
+  for which IMP subnetwork performance is within one standard deviation of the
+  unpruned BERT model"): a sparsity matches when the ticket's E, averaged over
+  replicates, is at most the dense round 0's E averaged over replicates plus one
+  standard deviation of the dense E across replicates. With one replicate the
+  standard deviation is 0 and the rule is the strict one.
 
 The loading and plotting functions are public so that a notebook can draw the
 same figures: ``load_runs(paths)``, ``group_runs(runs)``, ``aggregate(runs)``,
-``error_figure(groups)``.
+``replicate_verdict(runs)``, ``error_figure(groups)``.
 """
 
 from __future__ import annotations
@@ -18,6 +33,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -29,8 +45,11 @@ from omegaconf import OmegaConf
 
 from lottery_style.atomic import atomic_write_json, atomic_write_text
 from lottery_style.models import PARTS
+from lottery_style.run_identity import REPLICATE_KEY, identity, schema_defaults
+from lottery_style.tickets import extreme_sparsity as _extreme
 from lottery_style.tickets import round_dir, summary_rows
 
+log = logging.getLogger(__name__)
 METRICS = ("sparsity", "E", "E_content", "E_style", "ssim", *(f"sparsity_{part}" for part in PARTS))
 METHOD_ORDER = ("imp", "oneshot", "random_reinit", "random_prune", "dense")
 
@@ -47,8 +66,12 @@ class Run:
     model: str
     method: str
     seed: int
+    identity: dict[str, Any]  # run_identity.identity of its config: equal but for the seed = replicates
     rows: list[dict[str, Any]]  # one per finished round, the fields of tickets.SUMMARY_FIELDS
     verdict: dict[str, Any]  # tickets.Verdict as a dict
+
+    def series_key(self) -> str:
+        return json.dumps({k: v for k, v in self.identity.items() if k != REPLICATE_KEY}, sort_keys=True, default=str)
 
     def grid(self, round_index: int) -> Path | None:
         path = round_dir(self.path, round_index) / "grid.png"
@@ -84,7 +107,8 @@ def load_run(path: Path) -> Run:
         except (ValueError, OSError) as error:  # no finished round 0, a round without metrics.json
             raise ReportError(f"{path} has no summary.json and its rounds cannot make one: {error}") from None
         verdict = asdict(verdict_obj)
-    return Run(path=path, model=str(cfg.model.name), method=str(rows[0]["method"]), seed=int(cfg.seed), rows=rows, verdict=verdict)
+    return Run(path=path, model=str(cfg.model.name), method=str(rows[0]["method"]), seed=int(cfg.seed),
+               identity=identity(cfg), rows=rows, verdict=verdict)  # fmt: skip
 
 
 def load_runs(paths: Sequence[str | Path]) -> list[Run]:
@@ -100,15 +124,38 @@ def _method_key(method: str) -> tuple[int, str]:
     return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
 
 
-def group_runs(runs: Sequence[Run]) -> dict[str, dict[str, list[Run]]]:
-    """model -> method -> runs (sorted by seed), methods in a fixed order with IMP first."""
-    groups: dict[str, dict[str, list[Run]]] = {}
+def _replicates(runs: Sequence[Run]) -> list[Run]:
+    """One run per seed (the one with the most finished rounds), sorted by seed; a repeated seed is no new replicate."""
+    by_seed: dict[int, Run] = {}
     for run in runs:
-        groups.setdefault(run.model, {}).setdefault(run.method, []).append(run)
-    return {
-        model: {m: sorted(methods[m], key=lambda r: r.seed) for m in sorted(methods, key=_method_key)}
-        for model, methods in sorted(groups.items())
-    }
+        kept = by_seed.setdefault(run.seed, run)
+        if kept is not run:
+            log.warning("%s and %s are the same experiment with the same seed %d: counted once", kept.path, run.path, run.seed)
+            by_seed[run.seed] = max(kept, run, key=lambda r: len(r.rows))
+    return [by_seed[seed] for seed in sorted(by_seed)]
+
+
+def _label(method: str, key: str, siblings: Sequence[str], defaults: Mapping[str, Any]) -> str:
+    """The method, plus the keys whose values differ between this method's series (a key left out is at its default)."""
+    if len(siblings) == 1:
+        return method
+    mine, others = json.loads(key), [json.loads(k) for k in siblings]
+    varying = sorted(k for k in set().union(*others) if len({json.dumps(o.get(k), default=str) for o in others}) > 1)
+    return ", ".join([method, *(f"{k}={mine.get(k, defaults.get(k))}" for k in varying)])
+
+
+def group_runs(runs: Sequence[Run]) -> dict[str, dict[str, list[Run]]]:
+    """model -> series label -> replicates (one per seed), IMP first; see the module docstring."""
+    series: dict[str, dict[tuple[str, str], list[Run]]] = {}
+    for run in runs:
+        series.setdefault(run.model, {}).setdefault((run.method, run.series_key()), []).append(run)
+    groups: dict[str, dict[str, list[Run]]] = {}
+    for model, members in sorted(series.items()):
+        keys_of = {m: sorted(k for meth, k in members if meth == m) for m, _ in members}
+        defaults = schema_defaults(model)
+        labelled = {_label(method, key, keys_of[method], defaults): _replicates(found) for (method, key), found in members.items()}
+        groups[model] = {label: labelled[label] for label in sorted(labelled, key=lambda l: (_method_key(labelled[l][0].method), l))}
+    return groups
 
 
 # ------------------------------------------------------------- statistics
@@ -117,30 +164,53 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def _sparsity_key(row: Mapping[str, Any]) -> float:
+    return round(float(row["sparsity"]), 6)
+
+
+def _dense_E(runs: Sequence[Run]) -> tuple[float, float]:
+    """Mean and std over replicates of the dense round 0's E."""
+    return mean_std([run.rows[0]["E"] for run in runs])
+
+
 def aggregate(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """Per round index: mean and std over seeds of every metric, and how many seeds match (both criteria)."""
+    """Per sparsity (replicates aligned by sparsity, not round index): mean and std over replicates of every
+    metric, how many replicates match (the paper's rule, per seed) and the across-replicate verdict."""
+    by_sparsity: dict[float, list[dict[str, Any]]] = {}
+    for run in runs:
+        for row in run.rows:
+            by_sparsity.setdefault(_sparsity_key(row), []).append(row)
+    dense_mean, dense_std = _dense_E(runs)
     points = []
-    for index in range(max(len(run.rows) for run in runs)):
-        rows = [run.rows[index] for run in runs if index < len(run.rows)]
-        point: dict[str, Any] = {"round": index, "seeds": len(rows)}
+    for sparsity in sorted(by_sparsity):
+        rows = by_sparsity[sparsity]
+        point: dict[str, Any] = {"round": rows[0]["round"], "seeds": len(rows)}
         for metric in METRICS:
             values = [row[metric] for row in rows if row.get(metric) is not None]
             if values:
                 point[f"{metric}_mean"], point[f"{metric}_std"] = mean_std(values)
         point["matching"] = sum(bool(row["matching"]) for row in rows)
-        point["matching_std"] = sum(bool(row["matching_std"]) for row in rows)
+        point["matching_replicates"] = point["E_mean"] <= dense_mean + dense_std
         points.append(point)
     return points
 
 
+def replicate_verdict(runs: Sequence[Run]) -> dict[str, Any]:
+    """Chen et al.'s rule over the replicates of one series: the dense E (mean, std over replicates), the extreme
+    sparsity (highest sparsity whose mean E is within one std of the dense mean) and whether every lower one matched."""
+    points = aggregate(runs)
+    dense_mean, dense_std = _dense_E(runs)
+    extreme, all_lower = _extreme([p["sparsity_mean"] for p in points], [p["matching_replicates"] for p in points])
+    return {"replicates": len(runs), "dense_E_mean": dense_mean, "dense_E_std": dense_std,
+            "extreme_sparsity": extreme, "all_lower_matched": all_lower}  # fmt: skip
+
+
 def extreme_sparsity(runs: Sequence[Run]) -> dict[str, Any]:
-    """Extreme sparsity over seeds under both verdicts: the values, their mean and std."""
-    result: dict[str, Any] = {"seeds": [run.seed for run in runs]}
-    for key in ("extreme_sparsity", "extreme_sparsity_std"):
-        values = [float(run.verdict[key]) for run in runs]
-        mean, std = mean_std(values)
-        result[key] = {"values": values, "mean": mean, "std": std}
-    return result
+    """The seeds, each run's extreme sparsity under the paper's rule (values, mean, std) and the across-replicate verdict."""
+    values = [float(run.verdict["extreme_sparsity"]) for run in runs]
+    mean, std = mean_std(values)
+    return {"seeds": [run.seed for run in runs], "extreme_sparsity": {"values": values, "mean": mean, "std": std},
+            "replicates": replicate_verdict(runs)}  # fmt: skip
 
 
 # ---------------------------------------------------------------- figures
@@ -198,14 +268,16 @@ def _image(path: Path, caption: str) -> str:
     return f'<figure><img src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
-def _extreme_rows(methods: Mapping[str, Sequence[Run]]) -> list[list[str]]:
+def _extreme_rows(methods: Mapping[str, Sequence[Run]]) -> list[list[Any]]:
     rows = []
     for method, runs in methods.items():
         ext = extreme_sparsity(runs)
+        across = ext["replicates"]
         rows.append([
             method, len(runs), ", ".join(map(str, ext["seeds"])),
             f"{_pct(ext['extreme_sparsity']['mean'])} ± {_pct(ext['extreme_sparsity']['std'])}",
-            f"{_pct(ext['extreme_sparsity_std']['mean'])} ± {_pct(ext['extreme_sparsity_std']['std'])}",
+            _pm(across["dense_E_mean"], across["dense_E_std"]), _pct(across["extreme_sparsity"]),
+            "yes" if across["all_lower_matched"] else "no",
         ])  # fmt: skip
     return rows
 
@@ -214,8 +286,8 @@ def _round_rows(runs: Sequence[Run]) -> list[list[str]]:
     return [
         [
             p["round"], _pct(p["sparsity_mean"]), _pm(p["E_mean"], p["E_std"]), _pm(p["E_content_mean"], p["E_content_std"]),
-            _pm(p["E_style_mean"], p["E_style_std"]), f"{p['matching']}/{p['seeds']}", f"{p['matching_std']}/{p['seeds']}",
-            *(_pct(p.get(f"sparsity_{part}_mean", 0.0)) for part in PARTS),
+            _pm(p["E_style_mean"], p["E_style_std"]), f"{p['matching']}/{p['seeds']}",
+            "yes" if p["matching_replicates"] else "no", *(_pct(p.get(f"sparsity_{part}_mean", 0.0)) for part in PARTS),
         ]
         for p in aggregate(runs)
     ]  # fmt: skip
@@ -241,9 +313,10 @@ PAGE_STYLE = (
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
     "img{max-width:100%}figure{display:inline-block;margin:.5em;vertical-align:top}"
 )
-ROUND_HEADER = ("round", "sparsity", "E", "E_content", "E_style", "matching", "matching (1 std)",
-                *(f"{part} sparsity" for part in PARTS))  # fmt: skip
-EXTREME_HEADER = ("method", "seeds", "seed values", "extreme sparsity (E <= dense)", "extreme sparsity (E <= dense + 1 std)")
+ROUND_HEADER = ("round", "sparsity", "E", "E_content", "E_style", "matching (seeds, E <= dense)",
+                "matching across seeds (mean E <= dense mean + 1 std)", *(f"{part} sparsity" for part in PARTS))  # fmt: skip
+EXTREME_HEADER = ("series", "seeds", "seed values", "extreme sparsity per seed (E <= dense)", "dense E across seeds",
+                  "extreme sparsity across seeds (mean E <= dense mean + 1 std)", "every lower sparsity matched")  # fmt: skip
 
 
 def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
@@ -260,11 +333,11 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
         per_method = "".join(f"<h3>{html.escape(m)}</h3>{_table(ROUND_HEADER, _round_rows(r))}" for m, r in methods.items())
         sections.append(
             f"<h2>{html.escape(model)}</h2>{_image(curve, curve.name)}{_image(terms, terms.name)}"
-            f"<h3>Extreme sparsity (mean ± std over seeds)</h3>{_table(EXTREME_HEADER, _extreme_rows(methods))}"
-            f"<h3>Rounds (mean ± std over seeds; matching = seeds whose ticket matches)</h3>{per_method}"
+            f"<h3>Extreme sparsity (per seed: mean ± std; across seeds: Chen et al. 2020)</h3>{_table(EXTREME_HEADER, _extreme_rows(methods))}"
+            f"<h3>Rounds by sparsity (mean ± std over seeds; matching: seeds whose ticket matches)</h3>{per_method}"
             f"<h3>Stylized grids (content | style | output)</h3>{''.join(_grids(methods))}"
         )
-    run_rows = [[str(r.path), r.model, r.method, r.seed, len(r.rows)] for r in runs]
+    run_rows = [[str(r.path), r.model, r.method, r.seed, len(r.rows)] for r in runs]  # every folder given, duplicates too
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>lottery-style report</title>"
         f"<style>{PAGE_STYLE}</style></head><body><h1>lottery-style report</h1>"

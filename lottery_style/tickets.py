@@ -10,7 +10,8 @@ One folder per round::
       grid.png         content | style | output for the fixed pairs
       DONE             written last: a round without it is unfinished and is resumed
 
-plus ``rewind_point.lst`` (same format) at the run's top level and ``summary.csv``/``summary.json``.
+plus ``rewind_point.lst`` (same format), ``run_config.yaml`` (the config the run started with, checked
+on resume: :mod:`lottery_style.resume`) and ``summary.csv``/``summary.json`` at the run's top level.
 Folders written before the compact format hold ``weights.pt`` + ``mask.pt`` and
 ``rewind_point.pt`` instead; :mod:`lottery_style.round_io` reads both.
 The verdict is computed from the recorded metrics only, so it can be re-derived
@@ -23,10 +24,13 @@ import csv
 import io
 import json
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from scipy.stats import t
 
 from lottery_style.atomic import atomic_write_json, atomic_write_text
 
@@ -38,8 +42,10 @@ LEGACY_MASKS_FILE = "mask.pt"  # bool masks, one byte per entry, before ticket.l
 LEGACY_REWIND_FILE = "rewind_point.pt"
 SUMMARY_FIELDS = (
     "round", "method", "sparsity", "sparsity_model", "sparsity_encoder", "sparsity_transform",
-    "sparsity_decoder", "E_content", "E_style", "E", "E_std", "ssim", "matching", "matching_std",
+    "sparsity_decoder", "E_content", "E_style", "E", "E_std", "ssim", "matching",
+    "dE_mean", "dE_ci_low", "dE_ci_high",
 )  # fmt: skip
+CONFIDENCE = 0.95  # of the paired interval of ticket - dense per-pair E
 
 
 def round_dir(run_dir: str | Path, round_index: int) -> Path:
@@ -64,19 +70,25 @@ def mark_complete(ticket_dir: Path) -> None:
 
 @dataclass
 class Verdict:
-    """Which rounds match the dense round 0, under both criteria, and the extreme sparsities."""
+    """Which rounds of one run match its dense round 0 (the paper's verdict), and its extreme sparsity.
+
+    Matching is the paper's strict rule on one run: E <= E_dense * (1 + tolerance).
+    Whether a gap is noise is judged across replicates (runs differing only in the
+    seed) by ``lottery-style report`` (:mod:`lottery_style.report`); one run only
+    records, as information, the paired interval of its per-pair differences.
+    """
 
     dense_E: float
-    dense_E_std: float
     tolerance: float
-    matching: list[bool] = field(default_factory=list)  # E <= E_dense * (1 + tolerance)
-    matching_std: list[bool] = field(default_factory=list)  # E <= E_dense + std of dense per-pair E
-    extreme_sparsity: float = 0.0
-    extreme_sparsity_std: float = 0.0
+    matching: list[bool] = field(default_factory=list)
+    extreme_sparsity: float = 0.0  # the highest matching sparsity (0 when no pruned round matches)
+    all_lower_matched: bool = True  # every round below the extreme sparsity matched too
 
 
-def _extreme(sparsities: Sequence[float], matches: Sequence[bool]) -> float:
-    return max((s for s, m in zip(sparsities, matches) if m), default=0.0)
+def extreme_sparsity(sparsities: Sequence[float], matches: Sequence[bool]) -> tuple[float, bool]:
+    """The highest matching sparsity (the paper's "extreme sparsity") and whether every lower one matched."""
+    extreme = max((s for s, m in zip(sparsities, matches) if m), default=0.0)
+    return extreme, all(m for s, m in zip(sparsities, matches) if s < extreme)
 
 
 def matching_verdict(rows: Sequence[dict[str, Any]], tolerance: float = 0.0) -> Verdict:
@@ -86,27 +98,42 @@ def matching_verdict(rows: Sequence[dict[str, Any]], tolerance: float = 0.0) -> 
     """
     if not rows or rows[0]["round"] != 0:
         raise ValueError("a verdict needs the dense round 0 as the first row")
-    dense_E, dense_std = float(rows[0]["E"]), float(rows[0].get("E_std", 0.0))
-    verdict = Verdict(dense_E=dense_E, dense_E_std=dense_std, tolerance=tolerance)
-    for row in rows:
-        verdict.matching.append(float(row["E"]) <= dense_E * (1.0 + tolerance))
-        verdict.matching_std.append(float(row["E"]) <= dense_E + dense_std)
-    sparsities = [float(row["sparsity"]) for row in rows]
-    verdict.extreme_sparsity = _extreme(sparsities, verdict.matching)
-    verdict.extreme_sparsity_std = _extreme(sparsities, verdict.matching_std)
+    dense_E = float(rows[0]["E"])
+    verdict = Verdict(dense_E=dense_E, tolerance=tolerance)
+    verdict.matching = [float(row["E"]) <= dense_E * (1.0 + tolerance) for row in rows]
+    verdict.extreme_sparsity, verdict.all_lower_matched = extreme_sparsity(
+        [float(row["sparsity"]) for row in rows], verdict.matching
+    )
     return verdict
 
 
+def paired_difference(ticket: Sequence[float], dense: Sequence[float]) -> tuple[float, float | None, float | None]:
+    """Mean of ticket - dense per-pair E on the same fixed pairs, with its two-sided ``CONFIDENCE`` interval.
+
+    A t interval (Student's t with n-1 degrees of freedom) on the paired
+    differences: the uncertainty of the mean gap due to the choice of evaluation
+    pairs. Information only; the interval is None with fewer than two pairs.
+    """
+    if len(ticket) != len(dense) or not ticket:
+        raise ValueError(f"paired errors need the same pairs: {len(ticket)} ticket vs {len(dense)} dense values")
+    diffs = [a - b for a, b in zip(ticket, dense)]
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return mean, None, None
+    half = float(t.ppf(0.5 + CONFIDENCE / 2, len(diffs) - 1)) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return mean, mean - half, mean + half
+
+
 def summary_rows(run_dir: str | Path, tolerance: float) -> tuple[list[dict[str, Any]], Verdict]:
-    """Per-round rows of a run folder (finished rounds only) with both verdicts filled in."""
-    rows = []
-    for ticket_dir in finished_rounds(run_dir):
-        metrics = read_metrics(ticket_dir)
-        row = {key: metrics.get(key) for key in SUMMARY_FIELDS}
-        rows.append(row)
+    """Per-round rows of a run folder (finished rounds only) with the verdict and the paired interval filled in."""
+    metrics = [read_metrics(ticket_dir) for ticket_dir in finished_rounds(run_dir)]
+    rows = [{key: m.get(key) for key in SUMMARY_FIELDS} for m in metrics]
     verdict = matching_verdict(rows, tolerance)
-    for row, match, match_std in zip(rows, verdict.matching, verdict.matching_std):
-        row["matching"], row["matching_std"] = match, match_std
+    dense_pairs = metrics[0].get("per_pair_E")
+    for row, m, match in zip(rows, metrics, verdict.matching):
+        row["matching"] = match
+        if dense_pairs and m.get("per_pair_E"):
+            row["dE_mean"], row["dE_ci_low"], row["dE_ci_high"] = paired_difference(m["per_pair_E"], dense_pairs)
     return rows, verdict
 
 
@@ -127,16 +154,28 @@ def _pct(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
 
 
+def _ci(row: dict[str, Any]) -> str:
+    if row.get("dE_mean") is None:
+        return "-"
+    low, high = row.get("dE_ci_low"), row.get("dE_ci_high")
+    return f"{row['dE_mean']:+.3g}" + ("" if low is None else f" [{low:+.3g}, {high:+.3g}]")
+
+
 def format_table(rows: Sequence[dict[str, Any]], verdict: Verdict) -> str:
     """The plain-text table printed at the end of a run."""
-    lines = [f"{'round':>5}  {'sparsity':>8}  {'E':>12}  {'E_content':>12}  {'E_style':>12}  {'matching':>8}"]
+    ci = f"dE [{100 * CONFIDENCE:g}% CI]"
+    lines = [f"{'round':>5}  {'sparsity':>8}  {'E':>12}  {'E_content':>12}  {'E_style':>12}  {ci:>28}  {'matching':>8}"]
     for row, match in zip(rows, verdict.matching):
         lines.append(
-            f"{row['round']:>5}  {_pct(row['sparsity']):>8}  {row['E']:>12.5g}  "
-            f"{row['E_content']:>12.5g}  {row['E_style']:>12.5g}  {'yes' if match else 'no':>8}"
+            f"{row['round']:>5}  {_pct(row['sparsity']):>8}  {row['E']:>12.5g}  {row['E_content']:>12.5g}  "
+            f"{row['E_style']:>12.5g}  {_ci(row):>28}  {'yes' if match else 'no':>8}"
         )
     lines.append(
         f"extreme sparsity: {_pct(verdict.extreme_sparsity)} (E <= dense x {1 + verdict.tolerance:g}); "
-        f"{_pct(verdict.extreme_sparsity_std)} (E <= dense + 1 std of per-pair E)"
+        f"every lower sparsity matched: {'yes' if verdict.all_lower_matched else 'no'}"
+    )
+    lines.append(
+        "dE: ticket - dense per-pair E on the same pairs (information); "
+        "across seeds: lottery-style report on the replicates"
     )
     return "\n".join(lines)

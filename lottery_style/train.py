@@ -6,11 +6,8 @@ file, so the command works from any directory with an editable install).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import hydra
 import torch
@@ -21,23 +18,15 @@ from lottery_style.data.images import DataError
 from lottery_style.launch import needs_own_process, run_job_as_single_run
 from lottery_style.lottery import LotteryRun
 from lottery_style.models.vgg import WeightsError
+from lottery_style.resume import check_resumable
+from lottery_style.run_identity import run_id
 from lottery_style.validation import ConfigError, check_config
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 log = logging.getLogger(__name__)
 
 
-def run_id(*nodes: Any) -> str:
-    """A short hash of the config sections that define a run, naming its output folder.
-
-    The same command maps to the same folder, which is what makes a rerun resume
-    instead of starting over; any change to model, pruning, data or training
-    gives a new folder.
-    """
-    plain = [OmegaConf.to_container(n, resolve=True, enum_to_str=True) if isinstance(n, DictConfig) else n for n in nodes]
-    return hashlib.sha1(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
+# ${run_id:} in conf/: the hash of the result-defining keys names the run folder (lottery_style/run_identity.py).
 OmegaConf.register_new_resolver("run_id", run_id, replace=True)
 register_configs()
 
@@ -45,6 +34,7 @@ register_configs()
 def train(cfg: DictConfig) -> float:
     """Run the configured IMP run (or control); return the extreme sparsity, the metric a sweeper maximises."""
     check_config(cfg)
+    check_resumable(cfg, cfg.output_dir)
     if needs_own_process(cfg):
         return run_job_as_single_run(cfg)  # DDP in a multirun: see lottery_style/launch.py
     if cfg.hardware.matmul_precision:

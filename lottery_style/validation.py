@@ -14,6 +14,7 @@ from lottery_style.config import Rewind
 from lottery_style.data.datamodule import check_data_config
 from lottery_style.methods import METHODS, method_strategy
 from lottery_style.models import model_class
+from lottery_style.run_identity import changed_keys
 from lottery_style.tickets import is_complete, round_dir
 
 
@@ -48,7 +49,7 @@ def check_config(cfg: DictConfig) -> None:
     check_branches(cfg)
     if pruning.source_run is not None:
         check_source_run(cfg, len(round_sparsities(cfg)) if strategy.follows_imp else 1)
-    check_data_config(data, training.checkpoint_every)
+    check_data_config(data, training.steps)  # one epoch per round: see LotteryRun.build
     multiple = model_class(cfg.model.name).size_multiple
     for key in ("crop_size", "eval_size"):
         if data[key] % multiple:
@@ -101,15 +102,8 @@ def check_branches(cfg: DictConfig) -> None:
         )
 
 
-# Keys in which a branch may differ from the run it follows: what it is, and what only displays or speeds up.
-BRANCH_FREE_KEYS = ("pruning.method", "pruning.source_run", "pruning.branches", "pruning.matching_tolerance", "pruning.seed")
-BRANCH_SHARED_SECTIONS = ("model", "pruning", "data", "seed", "training.steps")
-
-
-def _flat(node: object, prefix: str) -> dict[str, object]:
-    if isinstance(node, dict):
-        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}.{key}").items()}
-    return {prefix: node}
+# Result-defining keys in which a branch may differ from the run it follows: what it is, and its own draws.
+BRANCH_FREE_KEYS = ("pruning.method", "pruning.source_run", "pruning.seed")
 
 
 def check_source_run(cfg: DictConfig, rounds_needed: int) -> None:
@@ -118,16 +112,9 @@ def check_source_run(cfg: DictConfig, rounds_needed: int) -> None:
     config_file = round_dir(source, 0) / "config.yaml"
     if not config_file.is_file():
         raise ConfigError(f"pruning.source_run={source} is not a run folder: expected {config_file}")
-    stored = OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)
-    current = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    assert isinstance(stored, dict) and isinstance(current, dict)
-    differing = []
-    for section in BRANCH_SHARED_SECTIONS:
-        head, _, tail = section.partition(".")
-        ours = _flat(current[head][tail] if tail else current[head], section)
-        theirs = _flat((stored.get(head) or {}).get(tail) if tail else stored.get(head), section)
-        differing += [key for key in sorted(set(ours) | set(theirs)) if key not in BRANCH_FREE_KEYS and ours.get(key) != theirs.get(key)]
-    if str(stored.get("pruning", {}).get("method")) != "imp" and rounds_needed > 1:
+    stored = OmegaConf.load(config_file)
+    differing = [key for key, _, _ in changed_keys(stored, cfg) if key not in BRANCH_FREE_KEYS]
+    if str(OmegaConf.select(stored, "pruning.method")) != "imp" and rounds_needed > 1:
         differing.insert(0, "pruning.method (the source is not an IMP run)")
     if differing:
         raise ConfigError(f"pruning.source_run={source} differs from this run in {', '.join(differing)}: expected its IMP run")

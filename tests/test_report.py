@@ -1,4 +1,4 @@
-"""`lottery-style report` on two tiny runs (IMP and random_prune) and on seed replicas of them."""
+"""`lottery-style report` on two tiny runs (IMP and random_prune) and on replicas of them (other seeds, other configs)."""
 
 from __future__ import annotations
 
@@ -36,11 +36,11 @@ def summary(run: Path) -> dict:
     return json.loads((run / "summary.json").read_text())
 
 
-def extreme_cell(page: str, method: str) -> list[str]:
-    """The extreme-sparsity cells of ``method``'s row in the page's extreme-sparsity table."""
-    row = re.search(rf"<tr><td>{method}</td><td>\d+</td><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td></tr>", page)
-    assert row, f"no extreme-sparsity row for {method}"
-    return [row.group(1), row.group(2)]
+def extreme_cell(page: str, series: str) -> list[str]:
+    """The cells after "seed values" of ``series``' row in the page's extreme-sparsity table."""
+    row = re.search(rf"<tr><td>{re.escape(series)}</td><td>\d+</td><td>[^<]*</td>((?:<td>[^<]*</td>)+)</tr>", page)
+    assert row, f"no extreme-sparsity row for {series}"
+    return re.findall(r"<td>([^<]*)</td>", row.group(1))
 
 
 def test_report_figures_and_extreme_sparsity_equal_the_runs_summaries(runs, tmp_path) -> None:
@@ -52,10 +52,14 @@ def test_report_figures_and_extreme_sparsity_equal_the_runs_summaries(runs, tmp_
     numbers = json.loads((tmp_path / "report.json").read_text())["adain"]
     for method, run in runs.items():
         verdict = summary(run)["verdict"]
-        for key in ("extreme_sparsity", "extreme_sparsity_std"):
-            assert numbers[method]["extreme"][key] == {"values": [verdict[key]], "mean": verdict[key], "std": 0.0}
-        expected = [f"{100 * verdict[k]:.2f}% ± 0.00%" for k in ("extreme_sparsity", "extreme_sparsity_std")]
-        assert extreme_cell(page, method) == expected
+        extreme = numbers[method]["extreme"]
+        assert extreme["extreme_sparsity"] == {"values": [verdict["extreme_sparsity"]], "mean": verdict["extreme_sparsity"], "std": 0.0}
+        # one replicate: the across-seed std is 0 and Chen et al.'s rule is the strict one
+        assert extreme["replicates"]["extreme_sparsity"] == verdict["extreme_sparsity"]
+        assert extreme["replicates"]["replicates"] == 1 and extreme["replicates"]["dense_E_std"] == 0.0
+        cells = extreme_cell(page, method)
+        assert cells[0] == f"{100 * verdict['extreme_sparsity']:.2f}% ± 0.00%"
+        assert cells[2] == f"{100 * verdict['extreme_sparsity']:.2f}%"
         rows = summary(run)["rounds"]
         assert [p["E_mean"] for p in numbers[method]["rounds"]] == [r["E"] for r in rows]
     # self-contained: both figures and the grids (dense + one per method) are embedded
@@ -63,16 +67,19 @@ def test_report_figures_and_extreme_sparsity_equal_the_runs_summaries(runs, tmp_
     assert "src=\"http" not in page and "src='" not in page
 
 
-def replica(run: Path, out: Path, seed: int, extreme: float, E_round1: float) -> Path:
-    """A copy of ``run``'s records (no weights) as if trained with another seed."""
+def replica(run: Path, out: Path, seed: int, extreme: float, E_round1: float, **changes: object) -> Path:
+    """A copy of ``run``'s records (no weights) as if trained with another seed (and other config ``changes``)."""
     shutil.copytree(run, out, ignore=shutil.ignore_patterns("*.pt", "logs"))
     for config in out.glob("round_*/config.yaml"):
         cfg = OmegaConf.load(config)
         cfg.seed = seed
+        for key, value in changes.items():
+            OmegaConf.update(cfg, key.replace("__", "."), value)
         config.write_text(OmegaConf.to_yaml(cfg))
     data = summary(out)
     data["verdict"]["extreme_sparsity"] = extreme
     data["rounds"][1]["E"] = E_round1
+    data["rounds"][1]["matching"] = E_round1 <= data["rounds"][0]["E"]
     (out / "summary.json").write_text(json.dumps(data))
     return out
 
@@ -85,7 +92,7 @@ def test_seeds_of_a_method_are_aggregated(runs, tmp_path) -> None:
     replica(runs["imp"], sweep / "1", 1, 0.0, 3.0)
     assert main(["report", str(sweep), "--out", str(tmp_path / "report")]) == 0
     imp = json.loads((tmp_path / "report" / "report.json").read_text())["adain"]["imp"]
-    assert imp["extreme"]["seeds"] == [0, 1]
+    assert imp["extreme"]["seeds"] == [0, 1] and imp["extreme"]["replicates"]["replicates"] == 2
     assert imp["extreme"]["extreme_sparsity"]["mean"] == pytest.approx(high / 2)
     assert imp["extreme"]["extreme_sparsity"]["std"] == pytest.approx(statistics.stdev([high, 0.0]))
     assert imp["rounds"][1]["E_mean"] == pytest.approx(2.0) and imp["rounds"][1]["E_std"] == pytest.approx(2**0.5)
@@ -100,3 +107,33 @@ def test_a_run_without_summary_is_read_from_its_rounds(runs, tmp_path) -> None:
     run = load_run(copy)
     assert run.method == "imp" and run.seed == 0
     assert run.rows == summary(runs["imp"])["rounds"][:1]
+
+
+def test_series_are_experiments_and_replicates_are_distinct_seeds(runs, tmp_path, caplog) -> None:
+    """Only the seed may differ between replicates: another learning rate is another series, the same seed twice
+    is one replicate, and the across-seed verdict allows one std of the dense E over the replicates."""
+    dense = summary(runs["imp"])["rounds"][0]["E"]
+    sweep = tmp_path / "sweep"
+    replica(runs["imp"], sweep / "a", 0, 0.0, dense * 1.01)
+    replica(runs["imp"], sweep / "b", 1, 0.0, dense * 1.01)
+    replica(runs["imp"], sweep / "b_again", 1, 0.0, dense * 5)  # seed 1 again: not a third replicate
+    replica(runs["imp"], sweep / "lr", 0, 0.0, dense * 5, model__optimizer__lr=0.01)
+    # replicate b's dense E is higher, so the dense E has a spread over seeds that covers the tickets' 1% gap
+    data = summary(sweep / "b")
+    data["rounds"][0]["E"] = dense * 1.04
+    data["rounds"][1]["matching"] = True
+    (sweep / "b" / "summary.json").write_text(json.dumps(data))
+    with caplog.at_level("WARNING", logger="lottery_style.report"):
+        assert main(["report", str(sweep), "--out", str(tmp_path / "report")]) == 0
+    assert "same seed 1: counted once" in caplog.text
+    numbers = json.loads((tmp_path / "report" / "report.json").read_text())["adain"]
+    assert sorted(numbers) == ["imp, model.optimizer.lr=0.0001", "imp, model.optimizer.lr=0.01"]
+    default_lr, high_lr = numbers["imp, model.optimizer.lr=0.0001"], numbers["imp, model.optimizer.lr=0.01"]
+    assert default_lr["extreme"]["seeds"] == [0, 1] and high_lr["extreme"]["seeds"] == [0]
+    assert default_lr["runs"] == [str(sweep / "a"), str(sweep / "b")]
+    across = default_lr["extreme"]["replicates"]
+    assert across["replicates"] == 2 and across["dense_E_std"] == pytest.approx(statistics.stdev([dense, dense * 1.04]))
+    sparsity = summary(runs["imp"])["rounds"][1]["sparsity"]
+    assert across["extreme_sparsity"] == pytest.approx(sparsity) and across["all_lower_matched"]
+    assert [p["matching"] for p in default_lr["rounds"]] == [2, 1]  # per seed, the strict rule: seed 0 fails
+    assert high_lr["extreme"]["replicates"]["extreme_sparsity"] == 0.0

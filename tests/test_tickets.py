@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 import pytest
 
-from lottery_style.tickets import format_table, mark_complete, matching_verdict, round_dir, write_summary
+from lottery_style.tickets import (
+    format_table,
+    mark_complete,
+    matching_verdict,
+    paired_difference,
+    round_dir,
+    write_summary,
+)
 
 ROWS = [
     {"round": 0, "sparsity": 0.0, "E": 10.0, "E_std": 1.5, "E_content": 4.0, "E_style": 6.0},
@@ -31,11 +39,30 @@ def test_relative_tolerance_relaxes_the_verdict() -> None:
     assert matching_verdict(ROWS, tolerance=0.15).extreme_sparsity == pytest.approx(0.59)
 
 
-def test_one_standard_deviation_criterion() -> None:
-    verdict = matching_verdict(ROWS)
-    # dense E 10 + dense per-pair std 1.5 = 11.5
-    assert verdict.matching_std == [True, True, True, True, True, False]
-    assert verdict.extreme_sparsity_std == pytest.approx(0.59)
+def test_extreme_sparsity_says_whether_every_lower_sparsity_matched() -> None:
+    verdict = matching_verdict(ROWS)  # 36% fails, 48.8% matches again
+    assert verdict.extreme_sparsity == pytest.approx(0.488) and verdict.all_lower_matched is False
+    assert matching_verdict(ROWS, tolerance=0.05).all_lower_matched is True
+
+
+def test_no_noise_verdict_from_the_spread_of_per_pair_errors() -> None:
+    """12% worse than dense with a wide per-pair spread is not matching: the spread is not an uncertainty."""
+    rows = [ROWS[0], {**ROWS[1], "E": 11.2, "E_std": 3.0}]
+    verdict = matching_verdict(rows)
+    assert verdict.matching == [True, False] and verdict.extreme_sparsity == 0.0
+    assert not hasattr(verdict, "matching_std") and not hasattr(verdict, "extreme_sparsity_std")
+
+
+def test_paired_difference_is_a_t_interval_on_the_same_pairs() -> None:
+    dense = [1.0, 2.0, 3.0, 4.0]
+    ticket = [1.5, 2.1, 3.8, 4.2]  # differences 0.5, 0.1, 0.8, 0.2: mean 0.4, sd 0.316..., t(0.975, 3) = 3.1824
+    mean, low, high = paired_difference(ticket, dense)
+    half = 3.182446305 * statistics.stdev([0.5, 0.1, 0.8, 0.2]) / 2
+    assert mean == pytest.approx(0.4)
+    assert (low, high) == (pytest.approx(0.4 - half), pytest.approx(0.4 + half))
+    assert paired_difference([2.0], [1.0]) == (1.0, None, None)
+    with pytest.raises(ValueError, match="same pairs"):
+        paired_difference([1.0, 2.0], [1.0])
 
 
 def test_no_matching_ticket_gives_zero_extreme_sparsity() -> None:
@@ -52,7 +79,8 @@ def test_summary_files_and_table_from_ticket_folders(tmp_path) -> None:
     for row in ROWS:
         folder = round_dir(tmp_path, row["round"])
         folder.mkdir()
-        (folder / "metrics.json").write_text(json.dumps({**row, "method": "imp", "ssim": 0.5}))
+        per_pair = [row["E"] - 1.0, row["E"] + 1.0]  # dense: 9, 11; round 1: 8, 10 -> dE -1 on both pairs
+        (folder / "metrics.json").write_text(json.dumps({**row, "method": "imp", "ssim": 0.5, "per_pair_E": per_pair}))
         if row["round"] != 5:  # an unfinished round is not part of the summary
             mark_complete(folder)
     rows, verdict = write_summary(tmp_path, tolerance=0.0)
@@ -60,6 +88,9 @@ def test_summary_files_and_table_from_ticket_folders(tmp_path) -> None:
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["verdict"]["extreme_sparsity"] == pytest.approx(0.488)
     assert (tmp_path / "summary.csv").read_text().splitlines()[0].startswith("round,method,sparsity")
+    assert rows[1]["dE_mean"] == pytest.approx(-1.0)
+    assert (rows[1]["dE_ci_low"], rows[1]["dE_ci_high"]) == (pytest.approx(-1.0), pytest.approx(-1.0))
     table = format_table(rows, verdict)
-    assert "extreme sparsity: 48.8%" in table
+    assert "extreme sparsity: 48.8%" in table and "every lower sparsity matched: no" in table
     assert table.splitlines()[3].split()[-1] == "no"
+    assert "-1 [-1, -1]" in table.splitlines()[2]

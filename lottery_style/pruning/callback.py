@@ -107,12 +107,21 @@ class MaskCallback(Callback):
         self.masks = dict(state_dict["masks"])
 
 
-class EpochSeed(Callback):
-    """Reseed torch at every epoch start so a fit resumed from an epoch-end checkpoint draws the
-    same random numbers (noise, permutations) as an uninterrupted one."""
+class StepSeed(Callback):
+    """Reseed torch before every training step from (replicate seed, step of the round's schedule).
 
-    def __init__(self, seed: int):
+    Models that draw random numbers per step (MANet, MCCNet, AdaAttN) then see a
+    stream that depends on the step index only: not on where epochs or
+    checkpoints fall (``training.checkpoint_every`` is a resume knob, not a
+    result), nor on whether the fit was resumed. ``first_step`` is where the fit
+    starts in the schedule (k for a ticket rewound to step k), so every round
+    draws at step s what the dense round drew at step s, like its batches.
+    """
+
+    def __init__(self, seed: int, first_step: int):
         self.seed = seed
+        self.first_step = first_step
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        torch.manual_seed(self.seed * 100_003 + trainer.current_epoch)
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        key = hashlib.sha1(f"{self.seed}/{self.first_step + trainer.global_step}".encode()).digest()
+        torch.manual_seed(int.from_bytes(key[:8], "little"))
