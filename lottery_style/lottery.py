@@ -162,6 +162,7 @@ class LotteryRun:
             log.info("round %d: sparsity %.4f, E %.5g", index, metrics["sparsity"], metrics["E"])
         result = self.summarise(run_logger)
         self.run_branches()
+        log.info("rank %d: run finished (%s)", dist.get_rank() if distributed() else 0, self.run_dir / "summary.csv")
         return result
 
     def summarise(self, run_logger: RunLogger) -> dict[str, Any]:

@@ -109,13 +109,24 @@ def test_two_rank_imp_run_has_identical_masks_the_schedule_and_one_set_of_ticket
 
 
 @pytest.mark.slow
+def test_every_rank_of_a_dense_run_finishes_after_rank_zero_wrote_the_summary(tmp_path: Path) -> None:
+    """Only rank 0 writes the summary; rank 1 waits for it and finishes too (its own log says so)."""
+    run_dir = tmp_path / "run"
+    run_cli(["pruning=dense", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert "rank 1: run finished" in (run_dir / "train_ddp_process_1.log").read_text()
+    assert "rank 0: run finished" in (run_dir / "train.log").read_text()
+    assert [row["round"] for row in json.loads((run_dir / "summary.json").read_text())["rounds"]] == [0]
+
+
+@pytest.mark.slow
 def test_ddp_multirun_leaves_exactly_its_job_folders(tmp_path: Path) -> None:
     """Each job runs once, as a single run of its own; no re-launched rank runs the sweep again."""
     run_cli(["pruning=dense", "seed=0,1"], cwd=tmp_path, multirun=True)
     (sweep,) = (tmp_path / "outputs" / "multirun" / "quickstart").iterdir()  # no phantom sweep folder
     assert sorted(p.name for p in tmp_path.rglob("*") if p.parent == tmp_path) == ["outputs"]
     assert sorted(p.name for p in sweep.iterdir()) == ["0", "1", "multirun.yaml"]
-    expected = {".hydra", "round_00", REWIND_FILE, "summary.csv", "summary.json", "train.log", "train_ddp_process_1.log"}
+    expected = {".hydra", "round_00", REWIND_FILE, "run_config.yaml", "summary.csv", "summary.json", "train.log",
+                "train_ddp_process_1.log"}  # fmt: skip
     for seed in (0, 1):
         job = sweep / str(seed)
         assert {p.name for p in job.iterdir()} == expected

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from lottery_style import train as train_module
 from lottery_style.lottery import LotteryRun
+from lottery_style.round_io import load_round
 from lottery_style.run_identity import device_count, identity, is_result_key
 from lottery_style.tickets import round_dir
 from lottery_style.validation import ConfigError
@@ -83,8 +84,8 @@ class CrashAtStep3OfRound1(Callback):
 
 
 class CrashingRun(LotteryRun):
-    def _trainer(self, ticket_dir, mask_callback, index, logger):
-        trainer = super()._trainer(ticket_dir, mask_callback, index, logger)
+    def build_trainer(self, ticket_dir, mask_callback, index, logger, segment):
+        trainer = super().build_trainer(ticket_dir, mask_callback, index, logger, segment)
         if index == 1:
             trainer.callbacks.append(CrashAtStep3OfRound1())
         return trainer
@@ -99,7 +100,7 @@ def resumed(tmp_path_factory) -> Path:
     with pytest.raises(Crash):
         train_module.train(compose_train([*MANET, "training.checkpoint_every=2"], output_dir=out))
     patch.undo()
-    assert (round_dir(out, 1) / "checkpoints" / "last.ckpt").is_file()
+    assert [p.name for p in (round_dir(out, 1) / "checkpoints").glob("*/last.ckpt")] == ["last.ckpt"]
     train_module.train(compose_train([*MANET, "training.checkpoint_every=4", "training.progress_bar=true"], output_dir=out))
     return out
 
@@ -110,8 +111,8 @@ def test_changing_checkpoint_interval_or_progress_bar_resumes_bit_identically(re
     )
     train_module.train(compose_train([*MANET, "training.checkpoint_every=4"], output_dir=tmp_path))  # uninterrupted
     for index in (0, 1):
-        ours = torch.load(round_dir(resumed, index) / "weights.pt", weights_only=True)
-        theirs = torch.load(round_dir(tmp_path, index) / "weights.pt", weights_only=True)
+        ours, _ = load_round(round_dir(resumed, index))
+        theirs, _ = load_round(round_dir(tmp_path, index))
         assert ours.keys() == theirs.keys()
         assert all(torch.equal(ours[k], theirs[k]) for k in theirs), index
     ours, theirs = (json.loads((run / "summary.json").read_text())["rounds"] for run in (resumed, tmp_path))

@@ -110,7 +110,7 @@ class MaskCallback(Callback):
 class StepSeed(Callback):
     """Reseed torch before every training step from (replicate seed, step of the round's schedule).
 
-    Models that draw random numbers per step (MANet, MCCNet, AdaAttN) then see a
+    Models that draw random numbers per step (noise, attention subsampling) then see a
     stream that depends on the step index only: not on where epochs or
     checkpoints fall (``training.checkpoint_every`` is a resume knob, not a
     result), nor on whether the fit was resumed. ``first_step`` is where the fit
