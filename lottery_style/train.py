@@ -1,7 +1,8 @@
 """Entry point: ``python -m lottery_style.train [overrides]`` or ``lottery-style [overrides]``.
 
-The config directory is the repository's top-level ``conf/`` (found from this
-file, so the command works from any directory with an editable install).
+The configs are the repository's top-level ``conf/``, shipped inside the package
+(``lottery_style/conf_dir.py`` finds them), so the command works from any
+directory with an editable install, ``pip install .`` or a wheel.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lottery_style.conf_dir import CONF_DIR
 from lottery_style.config import register_configs
 from lottery_style.data.images import DataError
 from lottery_style.launch import needs_own_process, run_job_as_single_run
@@ -23,7 +24,6 @@ from lottery_style.lottery import LotteryRun
 from lottery_style.models.vgg import WeightsError
 from lottery_style.validation import ConfigError, check_config
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 log = logging.getLogger(__name__)
 
 

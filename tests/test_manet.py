@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
+from lottery_style.conf_dir import CONF_DIR
 from lottery_style.models.attention import ChannelAttention
 from lottery_style.models.manet import MANet, MANetConfig, MANetLossWeights, derangement
 from lottery_style.models.stats import mvn
 from tests.conftest import count, overfit, tiny_model
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "manet.yaml"
+CONF = CONF_DIR / "model" / "manet.yaml"
 TERMS = {f.name for f in fields(MANetLossWeights)}
 OPEN, CLOSED = {"dis_gate": 1e30}, {"dis_gate": 0.0}
 

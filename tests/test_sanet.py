@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
+from lottery_style.conf_dir import CONF_DIR
 from lottery_style.models.attention import StyleAttention, attention_weights, softmax_attention
 from lottery_style.models.sanet import SANet, SANetConfig, SANetLossWeights
 from lottery_style.models.stats import mean_std_loss, mse_per_sample, mvn
 from tests.conftest import count, overfit, tiny_model
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "sanet.yaml"
+CONF = CONF_DIR / "model" / "sanet.yaml"
 TERMS = {f.name for f in fields(SANetLossWeights)}
 
 
