@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,7 +15,7 @@ from omegaconf import OmegaConf
 
 from lottery_style.launch import relaunches_command
 from lottery_style.pruning.callback import MaskCallback, masks_digest
-from tests.conftest import CONF_DIR, TINY, compose_train
+from tests.conftest import CONF_DIR, TINY, compose_train, installed
 
 TICKET_FILES = {"DONE", "config.yaml", "grid.png", "logs", "mask.pt", "metrics.json", "weights.pt"}
 
@@ -71,7 +70,7 @@ def test_ranks_with_different_masks_refuse_to_train() -> None:
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+    not installed("hydra_plugins.hydra_submitit_launcher"),
     reason="hydra-submitit-launcher is not installed (pip install -e '.[slurm]')",
 )
 def test_slurm_launcher_runs_one_task_per_device() -> None:
