@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -97,3 +98,78 @@ def test_console_script_exit_code_and_stderr(files) -> None:
         f"lottery-style stylize: error: ticket {missing} does not exist: expected a round folder (round_XX/), "
         "a ticket export file or a Lightning .ckpt"
     ]
+
+
+# ------------------------------------------------------------------ training: bad values on the command line
+@pytest.fixture
+def folders(tmp_path: Path) -> dict[str, Path]:
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "sub" / "notes.txt").write_text("no images here")
+    a_file = tmp_path / "image.png"
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(a_file)
+    return {"missing": tmp_path / "no_such_folder", "empty": empty, "file": a_file}
+
+
+BAD_VALUES = [  # (overrides, what the one line must name)
+    (["hardware=gpu"], "hardware.accelerator=gpu"),
+    (["hardware=ddp"], "hardware.accelerator=gpu"),
+    (["model.optimizer.lr=-1"], "model.optimizer.lr=-1.0 is invalid: expected > 0"),
+    (["model.optimizer.lr=0"], "model.optimizer.lr=0.0 is invalid: expected > 0"),
+    (["model.optimizer.lr_decay=-0.5"], "model.optimizer.lr_decay=-0.5 is invalid: expected >= 0"),
+    (["model.optimizer.name=sgd", "model.optimizer.momentum=1"],
+     "model.optimizer.momentum=1.0 is invalid: expected in [0, 1)"),
+    (["model.optimizer.momentum=-0.1"], "model.optimizer.momentum=-0.1 is invalid: expected in [0, 1)"),
+    (["model.optimizer.weight_decay=-1e-4"], "model.optimizer.weight_decay=-0.0001 is invalid: expected >= 0"),
+    (["model.loss_weights.style=-10"], "model.loss_weights.style=-10.0 is invalid: expected >= 0"),
+    (["data.content_dir={missing}"], "data.content_dir={missing} does not exist"),
+    (["data.style_dir={empty}"], "data.style_dir={empty} has no images"),
+    (["data.eval_content_dir={file}"], "data.eval_content_dir={file} is not a folder"),
+    (["data.eval_style_dir={missing}"], "data.eval_style_dir={missing} does not exist"),
+    (["model=lst", "model.level=5"], "model.level=5 is invalid: expected one of 3, 4"),
+    (["model=lst", "model.matrix_size=0"], "model.matrix_size=0 is invalid: expected > 0"),
+    (["model=adaattn", "model.max_sample_relu3=0"], "model.max_sample_relu3=0 is invalid: expected > 0"),
+    (["model=adaattn", "model.max_sample_relu45=-1"], "model.max_sample_relu45=-1 is invalid: expected > 0"),
+    (["model=adaattn", "model.max_sample_local=0"], "model.max_sample_local=0 is invalid: expected > 0"),
+    (["model=adaattn", "model.eps=0"], "model.eps=0.0 is invalid: expected > 0"),
+    (["model=adaattn", "model.init_std=-0.02"], "model.init_std=-0.02 is invalid: expected > 0"),
+    (["model=adaattn", "model.loss_weights.local=-3"], "model.loss_weights.local=-3.0 is invalid: expected >= 0"),
+    (["model=vgg"], "model=vgg is invalid: expected one of adaattn, adain, lst, manet, mccnet, sanet"),
+    (["model=adain,vgg"], "model=vgg is invalid: expected one of adaattn, adain, lst, manet, mccnet, sanet"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "named"), BAD_VALUES, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_bad_training_value_fails_in_one_line_before_any_model_is_built(
+    overrides: list[str], named: str, folders: dict[str, Path], tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """The console script's own path (``cli.main``), in-process: every VGG is built through base.build_encoder."""
+    built: list[object] = []
+    monkeypatch.setattr("lottery_style.models.base.build_encoder", lambda *args, **kwargs: built.append(args))
+    monkeypatch.setattr(sys, "argv", ["lottery-style"])
+    overrides = [o.format(**folders) for o in overrides]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*overrides, "logger=csv", f"hydra.run.dir={tmp_path / 'run'}"])
+    code = exit_info.value.code
+    assert code not in (0, None)
+    # A string exit code is what the interpreter prints on stderr as the process ends.
+    lines = capsys.readouterr().err.strip().splitlines() + ([code] if isinstance(code, str) else [])
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("lottery-style: ") and named.format(**folders) in lines[0], lines[0]
+    assert not built, "a VGG was built before the bad value was reported"
+
+
+@pytest.mark.slow
+def test_gpu_on_a_machine_without_one_is_one_line_on_stderr(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = subprocess.run(
+        [sys.executable, "-m", "lottery_style", "hardware=gpu", f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "lottery-style: hardware.accelerator=gpu is invalid: this machine has no CUDA GPU; "
+        "expected hardware=cpu (or hardware=ddp_cpu for DDP on CPU processes)"
+    ]
+    assert not list((tmp_path / "run").glob("round_*"))

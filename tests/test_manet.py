@@ -115,7 +115,7 @@ def test_test_error_leaves_out_the_random_dis_terms(model, pair):
 
 def test_yaml_defaults_validate_against_the_schema():
     values = OmegaConf.load(CONF)
-    assert list(values.pop("defaults")) == ["manet_schema", "_self_"]
+    assert list(values.pop("defaults")) == ["/manet_schema@_here_", "_self_"]
     cfg = OmegaConf.merge(OmegaConf.structured(MANetConfig), values)
     assert cfg.name == "manet" and cfg.dis_gate == 10.0
     assert dict(cfg.loss_weights) == {

@@ -132,7 +132,7 @@ def test_test_error_groups_follow_the_paper(model, pair):
 
 def test_yaml_defaults_validate_against_the_schema():
     values = OmegaConf.load(CONF)
-    assert list(values.pop("defaults")) == ["sanet_schema", "_self_"]
+    assert list(values.pop("defaults")) == ["/sanet_schema@_here_", "_self_"]
     cfg = OmegaConf.merge(OmegaConf.structured(SANetConfig), values)
     assert cfg.name == "sanet"
     assert dict(cfg.loss_weights) == {"content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0}
