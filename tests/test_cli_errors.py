@@ -16,6 +16,7 @@ from lottery_style.atomic import atomic_torch_save
 from lottery_style.cli import main
 from lottery_style.pruning.callback import trainable_state
 from lottery_style.tickets import DONE
+from lottery_style.validation import ConfigError, check_hardware
 from tests.conftest import tiny_model
 
 
@@ -173,3 +174,18 @@ def test_gpu_on_a_machine_without_one_is_one_line_on_stderr(tmp_path: Path) -> N
         "expected hardware=cpu (or hardware=ddp_cpu for DDP on CPU processes)"
     ]
     assert not list((tmp_path / "run").glob("round_*"))
+
+
+@pytest.mark.parametrize(("devices", "fails"), [(2, False), (-1, False), ("auto", False), (4, True), ([0, 3], True)])
+def test_more_gpus_than_the_machine_has_fail_naming_hardware_devices(devices: object, fails: bool, monkeypatch) -> None:
+    """With two (faked) GPUs, Lightning's own device parser decides which ``hardware.devices`` fit."""
+    for module in ("lightning.fabric.accelerators.cuda", "lightning.pytorch.accelerators.cuda"):
+        monkeypatch.setattr(f"{module}.num_cuda_devices", lambda: 2)
+    hardware = OmegaConf.create({"accelerator": "gpu", "devices": devices})
+    if not fails:
+        check_hardware(hardware)
+        return
+    with pytest.raises(ConfigError) as error:
+        check_hardware(hardware)
+    message = str(error.value)
+    assert message.startswith(f"hardware.devices={hardware.devices} is invalid: ") and "\n" not in message, message
