@@ -24,6 +24,7 @@ from lottery_style.conf_dir import CONF_DIR
 from lottery_style.config import NON_NEGATIVE, Method, Rewind
 from lottery_style.data.datamodule import check_data_config
 from lottery_style.data.images import NoImagesError, folder_problem
+from lottery_style.extras import OPTION_EXTRAS, installed
 from lottery_style.models import model_class
 
 
@@ -35,9 +36,10 @@ SEARCH_PATH_OPTIONS = ("--config-dir", "-cd", "hydra.searchpath", "+hydra.search
 
 
 def check_choices(arguments: Sequence[str]) -> None:
-    """A command-line option of a config group that does not exist (``model=vgg``) fails in one line naming the
-    real options, where Hydra would print a dozen lines with its search path. With an extra search path
-    (which may add options) and for anything it cannot parse, Hydra alone decides."""
+    """A command-line option of a config group that does not exist (``model=vgg``), or whose optional extra is
+    not installed (``launcher=slurm``), fails in one line naming the real options or the extra, where Hydra
+    would print a dozen lines with its search path. With an extra search path (which may add options) and for
+    anything it cannot parse, Hydra alone decides."""
     if any(argument.startswith(SEARCH_PATH_OPTIONS) for argument in arguments):
         return
     try:
@@ -53,6 +55,12 @@ def check_choices(arguments: Sequence[str]) -> None:
         for choice in value.list if isinstance(value, ChoiceSweep) else [value]:
             if choice is not None and str(choice) not in options:
                 raise ConfigError(f"{override.key_or_group}={choice} is invalid: expected one of {', '.join(options)}")
+            module, extra = OPTION_EXTRAS.get(f"{override.key_or_group}={choice}", ("", ""))
+            if module and not installed(module):
+                raise ConfigError(
+                    f"{override.key_or_group}={choice} needs {module}, which is not installed: "
+                    f"expected the {extra} extra (pip install 'lottery-style[{extra}]')"
+                )
 
 
 def check_ranges(node: DictConfig, prefix: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,19 +12,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.conf_dir import CONF_DIR
 from lottery_style.models import MODEL_REGISTRY, StyleTransferModule, create_model
-
-
-def installed(module: str) -> bool:
-    """Whether an optional module (from an extra) can be imported, for skip conditions evaluated at collection.
-
-    ``importlib.util.find_spec("a.b")`` imports ``a`` and raises ModuleNotFoundError
-    when ``a`` itself is missing (``hydra_plugins`` without any Hydra plugin
-    installed), which would stop the whole suite from collecting.
-    """
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def model_config(name: str, **overrides: Any) -> DictConfig:

@@ -189,3 +189,18 @@ def test_more_gpus_than_the_machine_has_fail_naming_hardware_devices(devices: ob
         check_hardware(hardware)
     message = str(error.value)
     assert message.startswith(f"hardware.devices={hardware.devices} is invalid: ") and "\n" not in message, message
+
+
+def test_slurm_launcher_without_its_extra_fails_in_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    for name in [m for m in sys.modules if m.startswith("hydra_plugins.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "hydra_plugins", None)  # no Hydra plugin installed
+    monkeypatch.setattr(sys, "argv", ["lottery-style"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-m", "launcher=slurm", "pruning=dense", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    assert capsys.readouterr().err == ""
+    assert exit_info.value.code == (
+        "lottery-style: launcher=slurm needs hydra_plugins.hydra_submitit_launcher, which is not installed: "
+        "expected the slurm extra (pip install 'lottery-style[slurm]')"
+    )
+    assert not (tmp_path / "sweep").exists()

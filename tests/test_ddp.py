@@ -13,9 +13,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from lottery_style.extras import OPTION_EXTRAS, installed
 from lottery_style.launch import relaunches_command
 from lottery_style.pruning.callback import MaskCallback, masks_digest
-from tests.conftest import CONF_DIR, TINY, compose_train, installed
+from tests.conftest import CONF_DIR, TINY, compose_train
 
 TICKET_FILES = {"DONE", "config.yaml", "grid.png", "logs", "mask.pt", "metrics.json", "weights.pt"}
 
@@ -70,7 +71,7 @@ def test_ranks_with_different_masks_refuse_to_train() -> None:
 
 
 @pytest.mark.skipif(
-    not installed("hydra_plugins.hydra_submitit_launcher"),
+    not installed(OPTION_EXTRAS["launcher=slurm"][0]),
     reason="hydra-submitit-launcher is not installed (pip install -e '.[slurm]')",
 )
 def test_slurm_launcher_runs_one_task_per_device() -> None:

@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 from lottery_style.conf_dir import CONF_DIR
-from tests.conftest import installed
+from lottery_style.extras import installed
 
 ROOT = Path(__file__).resolve().parent.parent
 
