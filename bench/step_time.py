@@ -63,6 +63,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
+from lottery_style.conf_dir import CONF_DIR
 from lottery_style.config import TrainingConfig
 from lottery_style.loggers import build_run_logger
 from lottery_style.lottery import LotteryRun
@@ -71,7 +72,6 @@ from lottery_style.pruning import apply_masks, dense_masks, magnitude_prune
 from lottery_style.pruning.callback import MaskCallback
 from lottery_style.rewinding import Segment
 from lottery_style.speed import keep_freed_memory_in_heap
-from lottery_style.train import CONF_DIR
 
 os.environ.setdefault("WANDB_SILENT", "true")  # the default logger is W&B (offline without an API key)
 warnings.filterwarnings("ignore", module="lightning")  # per-fit notes (log interval > steps, deprecations)

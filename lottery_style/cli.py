@@ -112,7 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in TOOLS:
         return run_tool(argv)
     from lottery_style.train import main as train_main
+    from lottery_style.validation import ConfigError, check_choices
 
+    try:
+        check_choices(argv)
+    except ConfigError as error:
+        raise SystemExit(f"lottery-style: {error}") from None
     sys.argv = [sys.argv[0], *argv]
     train_main()
     return 0

@@ -10,6 +10,7 @@ module and is registered from the model registry.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -22,6 +23,45 @@ class ConfigEnum(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric option, which a schema's type alone cannot say.
+
+    Declared next to the field (:func:`ranged`) and checked by
+    ``validation.check_ranges`` before anything is built, so a value that would
+    only fail deep inside a model or optimizer fails at once, naming its key.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself excluded
+    high_open: bool = False  # high itself excluded
+    choices: Sequence[int] | None = None
+
+    def __contains__(self, value: float) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.choices is not None:
+            return f"one of {', '.join(map(str, self.choices))}"
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+POSITIVE = Range(low=0, low_open=True)
+NON_NEGATIVE = Range(low=0)
+
+
+def ranged(default: Any, valid: Range) -> Any:
+    """A dataclass field with ``default`` whose value must lie in ``valid``."""
+    return field(default=default, metadata={"range": valid})
 
 
 class WeightSource(ConfigEnum):
@@ -72,10 +112,10 @@ class EncoderConfig:
 @dataclass
 class OptimizerConfig:
     name: OptimizerName = OptimizerName.adam
-    lr: float = 1e-4
-    lr_decay: float = 5e-5  # lr_i = lr / (1 + lr_decay * i), every iteration
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # SGD only
+    lr: float = ranged(1e-4, POSITIVE)
+    lr_decay: float = ranged(5e-5, NON_NEGATIVE)  # lr_i = lr / (1 + lr_decay * i), every iteration
+    weight_decay: float = ranged(0.0, NON_NEGATIVE)
+    momentum: float = ranged(0.9, Range(low=0, high=1, high_open=True))  # SGD only
 
 
 @dataclass
@@ -175,13 +215,18 @@ class TrainConfig:
 
 
 def register_configs() -> None:
-    """Store the root schema and every registered model's schema (the ``model`` group is typed per model)."""
+    """Store the root schema and every registered model's schema (the ``model`` group is typed per model).
+
+    The model schemas are stored outside the ``model`` group, as bases that
+    ``conf/model/<name>.yaml`` extends (``/<name>_schema@_here_``), so that
+    ``model=`` offers, and an unknown choice lists, only the real models.
+    """
     from lottery_style.models.registry import MODEL_REGISTRY
 
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     for name, entry in MODEL_REGISTRY.items():
-        cs.store(group="model", name=f"{name}_schema", node=entry.config)
+        cs.store(name=f"{name}_schema", node=entry.config)
 
 
 def stream_seed(cfg: Any) -> int:

@@ -1,18 +1,19 @@
 """Entry point: ``python -m lottery_style.train [overrides]`` or ``lottery-style [overrides]``.
 
-The config directory is the repository's top-level ``conf/`` (found from this
-file, so the command works from any directory with an editable install).
+The configs are the repository's top-level ``conf/``, shipped inside the package
+(``lottery_style/conf_dir.py`` finds them), so the command works from any
+directory with an editable install, ``pip install .`` or a wheel.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lottery_style.conf_dir import CONF_DIR
 from lottery_style.config import register_configs
 from lottery_style.data.images import DataError
 from lottery_style.launch import needs_own_process, run_job_as_single_run
@@ -22,7 +23,6 @@ from lottery_style.resume import check_resumable
 from lottery_style.run_identity import run_id
 from lottery_style.validation import ConfigError, check_config
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 log = logging.getLogger(__name__)
 
 

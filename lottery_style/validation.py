@@ -1,17 +1,30 @@
 """Checks that a composed config makes sense before anything is built or trained.
 
 The typed schemas already reject misspelled keys, wrong types and unknown enum
-values at composition; these are the cross-field rules a schema cannot express.
+values at composition; these are what a type cannot say: rules across fields,
+the ranges declared beside schema fields (``config.ranged``), and what the
+machine must have for the config (GPUs, image folders). Each failure is one
+line naming the key, the value and what was expected.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep
+from hydra.errors import HydraException
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.accelerators import CUDAAccelerator
 from omegaconf import DictConfig, OmegaConf
 
-from lottery_style.config import Rewind
+from lottery_style.conf_dir import CONF_DIR
+from lottery_style.config import NON_NEGATIVE, Rewind
 from lottery_style.data.datamodule import check_data_config
+from lottery_style.data.images import NoImagesError, folder_problem
+from lottery_style.extras import OPTION_EXTRAS, installed
 from lottery_style.methods import METHODS, method_strategy
 from lottery_style.models import model_class
 from lottery_style.run_identity import changed_keys
@@ -22,10 +35,90 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key, the value and what was expected."""
 
 
+SEARCH_PATH_OPTIONS = ("--config-dir", "-cd", "hydra.searchpath", "+hydra.searchpath")
+
+
+def check_choices(arguments: Sequence[str]) -> None:
+    """A command-line option of a config group that does not exist (``model=vgg``), or whose optional extra is
+    not installed (``launcher=slurm``), fails in one line naming the real options or the extra, where Hydra
+    would print a dozen lines with its search path. With an extra search path (which may add options) and for
+    anything it cannot parse, Hydra alone decides."""
+    if any(argument.startswith(SEARCH_PATH_OPTIONS) for argument in arguments):
+        return
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in arguments if "=" in a and a[0] != "-"])
+    except HydraException:
+        return
+    for override in overrides:
+        group = CONF_DIR / override.key_or_group
+        if override.is_delete() or override.package is not None or not group.is_dir():
+            continue
+        value = override.value()
+        options = sorted(path.stem for path in group.glob("*.yaml"))
+        for choice in value.list if isinstance(value, ChoiceSweep) else [value]:
+            if choice is not None and str(choice) not in options:
+                raise ConfigError(f"{override.key_or_group}={choice} is invalid: expected one of {', '.join(options)}")
+            module, extra = OPTION_EXTRAS.get(f"{override.key_or_group}={choice}", ("", ""))
+            if module and not installed(module):
+                raise ConfigError(
+                    f"{override.key_or_group}={choice} needs {module}, which is not installed: "
+                    f"expected the {extra} extra (pip install 'lottery-style[{extra}]')"
+                )
+
+
+def check_ranges(node: DictConfig, prefix: str) -> None:
+    """Every option of ``node`` (and its sections) whose schema field declares a ``Range`` holds a value inside it."""
+    schema = OmegaConf.get_type(node)
+    fields = dataclasses.fields(schema) if dataclasses.is_dataclass(schema) else ()
+    ranges = {f.name: f.metadata["range"] for f in fields if "range" in f.metadata}
+    for key, value in node.items():
+        if isinstance(value, DictConfig):
+            check_ranges(value, f"{prefix}.{key}")
+        elif key in ranges and value not in ranges[key]:
+            raise ConfigError(f"{prefix}.{key}={value} is invalid: expected {ranges[key]}")
+
+
+def check_model(model: DictConfig) -> None:
+    """Option ranges of the architecture, its optimizer and its loss weights (a negative weight rewards the loss)."""
+    check_ranges(model, "model")
+    for term, weight in model.loss_weights.items():
+        if weight not in NON_NEGATIVE:
+            raise ConfigError(f"model.loss_weights.{term}={weight} is invalid: expected {NON_NEGATIVE}")
+
+
+def check_hardware(hardware: DictConfig) -> None:
+    """GPU settings on a machine without (enough) GPUs fail here, not in Lightning once the model is built."""
+    if str(hardware.accelerator) not in ("gpu", "cuda"):
+        return
+    if not CUDAAccelerator.is_available():
+        raise ConfigError(
+            f"hardware.accelerator={hardware.accelerator} is invalid: this machine has no CUDA GPU; "
+            "expected hardware=cpu (or hardware=ddp_cpu for DDP on CPU processes)"
+        )
+    if str(hardware.devices) != "auto":
+        devices = OmegaConf.to_object(hardware.devices) if OmegaConf.is_config(hardware.devices) else hardware.devices
+        try:
+            CUDAAccelerator.parse_devices(devices)
+        except MisconfigurationException as error:
+            reason = " ".join(str(error).split())
+            raise ConfigError(f"hardware.devices={hardware.devices} is invalid: {reason}") from None
+
+
+def check_image_folders(data: DictConfig) -> None:
+    """Each image folder the config names exists and holds an image, checked here rather than when the data
+    module lists it, which comes after the model and its VGG are built."""
+    for key in ("content_dir", "style_dir", "eval_content_dir", "eval_style_dir"):
+        problem = None if data[key] is None else folder_problem(data[key])
+        if problem:
+            raise NoImagesError(f"data.{key}={data[key]} {problem}: expected a folder of images, searched recursively")
+
+
 def check_config(cfg: DictConfig) -> None:
     from lottery_style.lottery import round_sparsities
 
     pruning, training, data = cfg.pruning, cfg.training, cfg.data
+    check_hardware(cfg.hardware)
+    check_model(cfg.model)
     if str(pruning.method) not in METHODS:
         raise ConfigError(f"pruning.method={pruning.method} is unknown: expected one of {', '.join(sorted(METHODS))}")
     strategy = method_strategy(str(pruning.method))
@@ -50,6 +143,7 @@ def check_config(cfg: DictConfig) -> None:
     if pruning.source_run is not None:
         check_source_run(cfg, len(round_sparsities(cfg)) if strategy.follows_imp else 1)
     check_data_config(data, training.steps)  # one epoch per round: see LotteryRun.build
+    check_image_folders(data)
     multiple = model_class(cfg.model.name).size_multiple
     for key in ("crop_size", "eval_size"):
         if data[key] % multiple:

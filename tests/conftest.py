@@ -10,6 +10,7 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lottery_style.conf_dir import CONF_DIR
 from lottery_style.models import MODEL_REGISTRY, StyleTransferModule, create_model
 
 
@@ -71,7 +72,6 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # Test-size overrides: tiny crops, a few steps, random weights, no progress bars.
 TINY = [
     "model.encoder.weights=random",

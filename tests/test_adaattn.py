@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
+from lottery_style.conf_dir import CONF_DIR
 from lottery_style.models.adaattn import AdaAttNBlock, AdaAttNConfig, AdaAttNLossWeights, attention_normalise
 from lottery_style.models.stats import mvn
 from tests.conftest import overfit, tiny_model
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "adaattn.yaml"
+CONF = CONF_DIR / "model" / "adaattn.yaml"
 # Small enough that every attention subsamples style positions at 32 px
 # (relu2_1 16x16, relu3_1 8x8, relu4_1 4x4, relu5_1 2x2).
 SUBSAMPLED = {"max_sample_relu3": 30, "max_sample_relu45": 3, "max_sample_local": 30}

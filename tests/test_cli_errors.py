@@ -15,6 +15,7 @@ from PIL import Image
 from lottery_style.cli import main
 from lottery_style.pruning.callback import trainable_state
 from lottery_style.tickets import DONE
+from lottery_style.validation import ConfigError, check_hardware
 from tests.conftest import tiny_model
 
 
@@ -97,3 +98,108 @@ def test_console_script_exit_code_and_stderr(files) -> None:
         f"lottery-style stylize: error: ticket {missing} does not exist: expected a round folder (round_XX/), "
         "a ticket export file or a Lightning .ckpt"
     ]
+
+
+# ------------------------------------------------------------------ training: bad values on the command line
+@pytest.fixture
+def folders(tmp_path: Path) -> dict[str, Path]:
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "sub" / "notes.txt").write_text("no images here")
+    a_file = tmp_path / "image.png"
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(a_file)
+    return {"missing": tmp_path / "no_such_folder", "empty": empty, "file": a_file}
+
+
+BAD_VALUES = [  # (overrides, what the one line must name)
+    (["hardware=gpu"], "hardware.accelerator=gpu"),
+    (["hardware=ddp"], "hardware.accelerator=gpu"),
+    (["model.optimizer.lr=-1"], "model.optimizer.lr=-1.0 is invalid: expected > 0"),
+    (["model.optimizer.lr=0"], "model.optimizer.lr=0.0 is invalid: expected > 0"),
+    (["model.optimizer.lr_decay=-0.5"], "model.optimizer.lr_decay=-0.5 is invalid: expected >= 0"),
+    (["model.optimizer.name=sgd", "model.optimizer.momentum=1"],
+     "model.optimizer.momentum=1.0 is invalid: expected in [0, 1)"),
+    (["model.optimizer.momentum=-0.1"], "model.optimizer.momentum=-0.1 is invalid: expected in [0, 1)"),
+    (["model.optimizer.weight_decay=-1e-4"], "model.optimizer.weight_decay=-0.0001 is invalid: expected >= 0"),
+    (["model.loss_weights.style=-10"], "model.loss_weights.style=-10.0 is invalid: expected >= 0"),
+    (["data.content_dir={missing}"], "data.content_dir={missing} does not exist"),
+    (["data.style_dir={empty}"], "data.style_dir={empty} has no images"),
+    (["data.eval_content_dir={file}"], "data.eval_content_dir={file} is not a folder"),
+    (["data.eval_style_dir={missing}"], "data.eval_style_dir={missing} does not exist"),
+    (["model=lst", "model.level=5"], "model.level=5 is invalid: expected one of 3, 4"),
+    (["model=lst", "model.matrix_size=0"], "model.matrix_size=0 is invalid: expected > 0"),
+    (["model=adaattn", "model.max_sample_relu3=0"], "model.max_sample_relu3=0 is invalid: expected > 0"),
+    (["model=adaattn", "model.max_sample_relu45=-1"], "model.max_sample_relu45=-1 is invalid: expected > 0"),
+    (["model=adaattn", "model.max_sample_local=0"], "model.max_sample_local=0 is invalid: expected > 0"),
+    (["model=adaattn", "model.eps=0"], "model.eps=0.0 is invalid: expected > 0"),
+    (["model=adaattn", "model.init_std=-0.02"], "model.init_std=-0.02 is invalid: expected > 0"),
+    (["model=adaattn", "model.loss_weights.local=-3"], "model.loss_weights.local=-3.0 is invalid: expected >= 0"),
+    (["model=vgg"], "model=vgg is invalid: expected one of adaattn, adain, lst, manet, mccnet, sanet"),
+    (["model=adain,vgg"], "model=vgg is invalid: expected one of adaattn, adain, lst, manet, mccnet, sanet"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "named"), BAD_VALUES, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_bad_training_value_fails_in_one_line_before_any_model_is_built(
+    overrides: list[str], named: str, folders: dict[str, Path], tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """The console script's own path (``cli.main``), in-process: every VGG is built through base.build_encoder."""
+    built: list[object] = []
+    monkeypatch.setattr("lottery_style.models.base.build_encoder", lambda *args, **kwargs: built.append(args))
+    monkeypatch.setattr(sys, "argv", ["lottery-style"])
+    overrides = [o.format(**folders) for o in overrides]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*overrides, "logger=csv", f"hydra.run.dir={tmp_path / 'run'}"])
+    code = exit_info.value.code
+    assert code not in (0, None)
+    # A string exit code is what the interpreter prints on stderr as the process ends.
+    lines = capsys.readouterr().err.strip().splitlines() + ([code] if isinstance(code, str) else [])
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("lottery-style: ") and named.format(**folders) in lines[0], lines[0]
+    assert not built, "a VGG was built before the bad value was reported"
+
+
+@pytest.mark.slow
+def test_gpu_on_a_machine_without_one_is_one_line_on_stderr(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = subprocess.run(
+        [sys.executable, "-m", "lottery_style", "hardware=gpu", f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "lottery-style: hardware.accelerator=gpu is invalid: this machine has no CUDA GPU; "
+        "expected hardware=cpu (or hardware=ddp_cpu for DDP on CPU processes)"
+    ]
+    assert not list((tmp_path / "run").glob("round_*"))
+
+
+@pytest.mark.parametrize(("devices", "fails"), [(2, False), (-1, False), ("auto", False), (4, True), ([0, 3], True)])
+def test_more_gpus_than_the_machine_has_fail_naming_hardware_devices(devices: object, fails: bool, monkeypatch) -> None:
+    """With two (faked) GPUs, Lightning's own device parser decides which ``hardware.devices`` fit."""
+    for module in ("lightning.fabric.accelerators.cuda", "lightning.pytorch.accelerators.cuda"):
+        monkeypatch.setattr(f"{module}.num_cuda_devices", lambda: 2)
+    hardware = OmegaConf.create({"accelerator": "gpu", "devices": devices})
+    if not fails:
+        check_hardware(hardware)
+        return
+    with pytest.raises(ConfigError) as error:
+        check_hardware(hardware)
+    message = str(error.value)
+    assert message.startswith(f"hardware.devices={hardware.devices} is invalid: ") and "\n" not in message, message
+
+
+def test_slurm_launcher_without_its_extra_fails_in_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    for name in [m for m in sys.modules if m.startswith("hydra_plugins.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "hydra_plugins", None)  # no Hydra plugin installed
+    monkeypatch.setattr(sys, "argv", ["lottery-style"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-m", "launcher=slurm", "pruning=dense", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    assert capsys.readouterr().err == ""
+    assert exit_info.value.code == (
+        "lottery-style: launcher=slurm needs hydra_plugins.hydra_submitit_launcher, which is not installed: "
+        "expected the slurm extra (pip install 'lottery-style[slurm]')"
+    )
+    assert not (tmp_path / "sweep").exists()

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
 
+from lottery_style.conf_dir import CONF_DIR
 from lottery_style.config import DataConfig
 from lottery_style.data import (
     DataError,
@@ -29,7 +30,7 @@ from lottery_style.data import (
 from lottery_style.data import sample as sample_module
 from lottery_style.data.images import to_rgb
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "data"
+CONF = CONF_DIR / "data"
 
 
 def noise(size: tuple[int, int], seed: int, channels: int = 3) -> Image.Image:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from lottery_style.extras import OPTION_EXTRAS, installed
 from lottery_style.launch import relaunches_command
 from lottery_style.pruning.callback import MaskCallback, masks_digest
 from lottery_style.round_io import load_round_masks
@@ -73,7 +73,7 @@ def test_ranks_with_different_masks_refuse_to_train() -> None:
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+    not installed(OPTION_EXTRAS["launcher=slurm"][0]),
     reason="hydra-submitit-launcher is not installed (pip install -e '.[slurm]')",
 )
 def test_slurm_launcher_runs_one_task_per_device() -> None:

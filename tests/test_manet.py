@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
+from lottery_style.conf_dir import CONF_DIR
 from lottery_style.models.attention import ChannelAttention
 from lottery_style.models.manet import MANet, MANetConfig, MANetLossWeights, derangement
 from lottery_style.models.stats import mvn
 from tests.conftest import count, overfit, tiny_model
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "manet.yaml"
+CONF = CONF_DIR / "model" / "manet.yaml"
 TERMS = {f.name for f in fields(MANetLossWeights)}
 OPEN, CLOSED = {"dis_gate": 1e30}, {"dis_gate": 0.0}
 
@@ -115,7 +115,7 @@ def test_test_error_leaves_out_the_random_dis_terms(model, pair):
 
 def test_yaml_defaults_validate_against_the_schema():
     values = OmegaConf.load(CONF)
-    assert list(values.pop("defaults")) == ["manet_schema", "_self_"]
+    assert list(values.pop("defaults")) == ["/manet_schema@_here_", "_self_"]
     cfg = OmegaConf.merge(OmegaConf.structured(MANetConfig), values)
     assert cfg.name == "manet" and cfg.dis_gate == 10.0
     assert dict(cfg.loss_weights) == {

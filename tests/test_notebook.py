@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jupytext
 import pytest
 from PIL import Image
 
@@ -18,6 +17,7 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "analysis.py"
 
 
 def test_notebook_is_a_jupytext_percent_notebook_with_parameters() -> None:
+    jupytext = pytest.importorskip("jupytext")  # the dev extra
     notebook = jupytext.read(NOTEBOOK)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert len(code) >= 5

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
+from lottery_style.conf_dir import CONF_DIR
 from lottery_style.models.attention import StyleAttention, attention_weights, softmax_attention
 from lottery_style.models.sanet import SANet, SANetConfig, SANetLossWeights
 from lottery_style.models.stats import mean_std_loss, mse_per_sample, mvn
 from tests.conftest import count, overfit, tiny_model
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "sanet.yaml"
+CONF = CONF_DIR / "model" / "sanet.yaml"
 TERMS = {f.name for f in fields(SANetLossWeights)}
 
 
@@ -132,7 +132,7 @@ def test_test_error_groups_follow_the_paper(model, pair):
 
 def test_yaml_defaults_validate_against_the_schema():
     values = OmegaConf.load(CONF)
-    assert list(values.pop("defaults")) == ["sanet_schema", "_self_"]
+    assert list(values.pop("defaults")) == ["/sanet_schema@_here_", "_self_"]
     cfg = OmegaConf.merge(OmegaConf.structured(SANetConfig), values)
     assert cfg.name == "sanet"
     assert dict(cfg.loss_weights) == {"content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0}

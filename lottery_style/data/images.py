@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image
@@ -32,26 +33,38 @@ class SkippedImageWarning(UserWarning):
     """An image could not be read and another one was used in its place."""
 
 
-def list_images(folder: str | Path, role: str) -> list[Path]:
-    """Every image under ``folder`` (recursively, symlinks followed), in a fixed order.
-
-    The order is sorted so that a seeded index means the same file on every
-    machine and every rank. Hidden files are ignored: they are mostly the
-    ``._name.jpg`` resource forks macOS leaves behind, which are not images.
-    """
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        reason = "is not a folder" if root.exists() else "does not exist"
-        raise NoImagesError(f"{role} folder {root} {reason}")
-    found = []
+def _walk_images(root: Path) -> Iterator[Path]:
+    """Image files under ``root`` in walk order. Hidden files are ignored: they are mostly the
+    ``._name.jpg`` resource forks macOS leaves behind, which are not images."""
     for directory, subdirs, names in os.walk(root, followlinks=True):
         subdirs[:] = [d for d in subdirs if not d.startswith(".")]
         for name in names:
             if not name.startswith(".") and name.rpartition(".")[2].lower() in IMAGE_EXTENSIONS:
-                found.append(Path(directory, name))
+                yield Path(directory, name)
+
+
+def folder_problem(folder: str | Path) -> str | None:
+    """Why ``folder`` cannot serve images ("does not exist", ...), or None; stops at the first image found,
+    so a config check costs nothing on a folder of 80,000 images."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        return "is not a folder" if root.exists() else "does not exist"
+    if next(_walk_images(root), None) is None:
+        return f"has no images ({', '.join(IMAGE_EXTENSIONS)})"
+    return None
+
+
+def list_images(folder: str | Path, role: str) -> list[Path]:
+    """Every image under ``folder`` (recursively, symlinks followed), in a fixed order.
+
+    The order is sorted so that a seeded index means the same file on every
+    machine and every rank.
+    """
+    root = Path(folder).expanduser()
+    found = sorted(_walk_images(root), key=str) if root.is_dir() else []
     if not found:
-        raise NoImagesError(f"{role} folder {root} has no images ({', '.join(IMAGE_EXTENSIONS)})")
-    return sorted(found, key=str)
+        raise NoImagesError(f"{role} folder {root} {folder_problem(root)}")
+    return found
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

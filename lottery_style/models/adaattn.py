@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lottery_style.config import ModelConfig, OptimizerConfig
+from lottery_style.config import POSITIVE, ModelConfig, OptimizerConfig, ranged
 from lottery_style.models.attention import attention_weights, weighted_sum
 from lottery_style.models.base import Losses, StyleTransferModule
 from lottery_style.models.batching import batched_call
@@ -44,15 +44,15 @@ class AdaAttNConfig(ModelConfig):
     name: str = "adaattn"
     loss_weights: AdaAttNLossWeights = field(default_factory=AdaAttNLossWeights)
     # Style positions one attention may look at; above it a seeded random subset is used.
-    max_sample_relu3: int = 4096  # the relu3_1 (skip) block
-    max_sample_relu45: int = 65_536  # the relu4_1 and relu5_1 blocks
-    max_sample_local: int = 4096  # the local feature loss at every level
+    max_sample_relu3: int = ranged(4096, POSITIVE)  # the relu3_1 (skip) block
+    max_sample_relu45: int = ranged(65_536, POSITIVE)  # the relu4_1 and relu5_1 blocks
+    max_sample_local: int = ranged(4096, POSITIVE)  # the local feature loss at every level
     # Inside sqrt(relu(var) + eps): the std's gradient is at most 1/(2 sqrt(eps)) (~158 for 1e-5)
     # instead of infinite where a content position attends to identical style values; 1e-5 is
     # the eps every mean/std in the project uses, so the std is biased by at most ~3e-3.
-    eps: float = 1e-5
+    eps: float = ranged(1e-5, POSITIVE)
     eval_seed: int = 6666  # the subsampling seed in eval mode (the reference's test-time seed)
-    init_std: float = 0.02  # N(0, init_std) weights, zero biases for transform and decoder
+    init_std: float = ranged(0.02, POSITIVE)  # N(0, init_std) weights, zero biases for transform and decoder
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=2e-4, lr_decay=0.0))
 
 

@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from lottery_style.config import EncoderConfig, ModelConfig, OptimizerConfig
+from lottery_style.config import POSITIVE, EncoderConfig, ModelConfig, OptimizerConfig, Range, ranged
 from lottery_style.models.base import Losses, StyleTransferModule
 from lottery_style.models.decoder import MirrorDecoder
 from lottery_style.models.registry import register_model
@@ -30,8 +30,8 @@ class LSTLossWeights:
 @dataclass
 class LSTConfig(ModelConfig):
     name: str = "lst"
-    level: int = 4  # 4: r41 (the paper's default), 3: r31
-    matrix_size: int = 32  # m: the transformation matrix is m x m
+    level: int = ranged(4, Range(choices=tuple(LEVEL_CHANNELS)))  # 4: r41 (the paper's default), 3: r31
+    matrix_size: int = ranged(32, POSITIVE)  # m: the transformation matrix is m x m
     train_decoder: bool = True  # LST+ of the lottery paper; the reference trains only the transform
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(ceil_mode=False))  # LST pools with floor
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr_decay=1e-5))

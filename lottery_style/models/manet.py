@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from lottery_style.config import ModelConfig
+from lottery_style.config import NON_NEGATIVE, ModelConfig, ranged
 from lottery_style.models.attention import ChannelAttention, StyleAttention
 from lottery_style.models.base import Losses
 from lottery_style.models.registry import register_model
@@ -46,7 +46,7 @@ class MANetLossWeights(SANetLossWeights):
 class MANetConfig(ModelConfig):
     name: str = "manet"
     loss_weights: MANetLossWeights = field(default_factory=MANetLossWeights)
-    dis_gate: float = 10.0  # the dis terms join once weighted (content + style) < dis_gate
+    dis_gate: float = ranged(10.0, NON_NEGATIVE)  # the dis terms join once weighted (content + style) < dis_gate
 
 
 class MANetTransform(nn.Module):

@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from lottery_style.config import ModelConfig
+from lottery_style.config import NON_NEGATIVE, POSITIVE, ModelConfig, ranged
 from lottery_style.models.base import Losses
 from lottery_style.models.registry import register_model
 from lottery_style.models.sanet import SANet
@@ -40,10 +40,10 @@ class MCCNetLossWeights:
 @dataclass
 class MCCNetConfig(ModelConfig):
     name: str = "mccnet"
-    eps: float = EPS  # keeps the correlation weight's denominator away from 0 (the reference has none)
+    eps: float = ranged(EPS, POSITIVE)  # keeps the correlation weight's denominator from 0 (the reference has none)
     include_unused_conv: bool = False  # the reference's dead 1x1 conv h, only to load released checkpoints
-    noise_std_min: float = 0.01  # illumination loss: n ~ N(0, s^2), s ~ U(min, max) once per call
-    noise_std_max: float = 0.02
+    noise_std_min: float = ranged(0.01, NON_NEGATIVE)  # illumination loss: n ~ N(0, s^2), s ~ U(min, max) once per call
+    noise_std_max: float = ranged(0.02, NON_NEGATIVE)
     loss_weights: MCCNetLossWeights = field(default_factory=MCCNetLossWeights)
 
 

@@ -1,0 +1,23 @@
+"""The optional extras of ``pyproject.toml`` that a config option needs, and whether they are installed."""
+
+from __future__ import annotations
+
+import importlib.util
+
+# "group=option" -> (the module it needs, the extra that installs it)
+OPTION_EXTRAS: dict[str, tuple[str, str]] = {
+    "launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+}
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it.
+
+    ``importlib.util.find_spec("a.b")`` imports ``a`` and raises ModuleNotFoundError
+    when ``a`` itself is missing (``hydra_plugins`` when no Hydra plugin is
+    installed), so that case is a plain False here.
+    """
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
