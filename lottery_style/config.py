@@ -161,6 +161,8 @@ class DataConfig:
     eval_content_dir: Optional[str] = None  # None: hold eval contents out of content_dir
     eval_style_dir: Optional[str] = None  # None: hold eval styles out of style_dir
     eval_size: int = 256
+    eval_crops: int = 1  # fixed views per held-out image: 1 = the centre square; more multiply the pairs (crops^2)
+    eval_load_size: Optional[int] = None  # with eval_crops > 1: shorter side before cropping (None: eval_size)
     eval_batch_size: int = 8
     grid_pairs: int = 4  # pairs shown in the PNG grid of each round
     eval_seed: int = 1234  # which files form the fixed evaluation pairs: the same for every replicate

@@ -50,7 +50,7 @@ from lottery_style.tickets import extreme_sparsity as _extreme
 from lottery_style.tickets import round_dir, summary_rows
 
 log = logging.getLogger(__name__)
-METRICS = ("sparsity", "E", "E_content", "E_style", "ssim", *(f"sparsity_{part}" for part in PARTS))
+METRICS = ("sparsity", "E", "E_content", "E_style", "ssim", "structure", *(f"sparsity_{part}" for part in PARTS))
 METHOD_ORDER = ("imp", "oneshot", "random_reinit", "random_prune", "dense")
 
 
@@ -286,7 +286,9 @@ def _round_rows(runs: Sequence[Run]) -> list[list[str]]:
     return [
         [
             p["round"], _pct(p["sparsity_mean"]), _pm(p["E_mean"], p["E_std"]), _pm(p["E_content_mean"], p["E_content_std"]),
-            _pm(p["E_style_mean"], p["E_style_std"]), f"{p['matching']}/{p['seeds']}",
+            _pm(p["E_style_mean"], p["E_style_std"]),
+            _pm(p["structure_mean"], p["structure_std"], ".3f") if "structure_mean" in p else "-",  # older runs: none
+            f"{p['matching']}/{p['seeds']}",
             "yes" if p["matching_replicates"] else "no", *(_pct(p.get(f"sparsity_{part}_mean", 0.0)) for part in PARTS),
         ]
         for p in aggregate(runs)
@@ -313,7 +315,7 @@ PAGE_STYLE = (
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
     "img{max-width:100%}figure{display:inline-block;margin:.5em;vertical-align:top}"
 )
-ROUND_HEADER = ("round", "sparsity", "E", "E_content", "E_style", "matching (seeds, E <= dense)",
+ROUND_HEADER = ("round", "sparsity", "E", "E_content", "E_style", "content structure kept", "matching (seeds, E <= dense)",
                 "matching across seeds (mean E <= dense mean + 1 std)", *(f"{part} sparsity" for part in PARTS))  # fmt: skip
 EXTREME_HEADER = ("series", "seeds", "seed values", "extreme sparsity per seed (E <= dense)", "dense E across seeds",
                   "extreme sparsity across seeds (mean E <= dense mean + 1 std)", "every lower sparsity matched")  # fmt: skip
@@ -328,11 +330,15 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
     for model, methods in group_runs(runs).items():
         curve = plot_error_vs_sparsity(methods, out_dir / f"E_vs_sparsity-{model}.png", ("E",), f"{model}: test error E")
         terms = plot_error_vs_sparsity(methods, out_dir / f"terms_vs_sparsity-{model}.png", ("E_content", "E_style"), model)
+        figures = [curve, terms]
+        if all(row.get("structure") is not None for runs in methods.values() for run in runs for row in run.rows):
+            title = f"{model}: content structure kept (1 = every edge)"
+            figures.append(plot_error_vs_sparsity(methods, out_dir / f"structure_vs_sparsity-{model}.png", ("structure",), title))
         numbers[model] = {m: {"extreme": extreme_sparsity(r), "rounds": aggregate(r), "runs": [str(x.path) for x in r]}
                           for m, r in methods.items()}  # fmt: skip
         per_method = "".join(f"<h3>{html.escape(m)}</h3>{_table(ROUND_HEADER, _round_rows(r))}" for m, r in methods.items())
         sections.append(
-            f"<h2>{html.escape(model)}</h2>{_image(curve, curve.name)}{_image(terms, terms.name)}"
+            f"<h2>{html.escape(model)}</h2>{''.join(_image(figure, figure.name) for figure in figures)}"
             f"<h3>Extreme sparsity (per seed: mean ± std; across seeds: Chen et al. 2020)</h3>{_table(EXTREME_HEADER, _extreme_rows(methods))}"
             f"<h3>Rounds by sparsity (mean ± std over seeds; matching: seeds whose ticket matches)</h3>{per_method}"
             f"<h3>Stylized grids (content | style | output)</h3>{''.join(_grids(methods))}"

@@ -42,7 +42,7 @@ LEGACY_MASKS_FILE = "mask.pt"  # bool masks, one byte per entry, before ticket.l
 LEGACY_REWIND_FILE = "rewind_point.pt"
 SUMMARY_FIELDS = (
     "round", "method", "sparsity", "sparsity_model", "sparsity_encoder", "sparsity_transform",
-    "sparsity_decoder", "E_content", "E_style", "E", "E_std", "ssim", "matching",
+    "sparsity_decoder", "E_content", "E_style", "E", "E_std", "ssim", "structure", "matching",
     "dE_mean", "dE_ci_low", "dE_ci_high",
 )  # fmt: skip
 CONFIDENCE = 0.95  # of the paired interval of ticket - dense per-pair E
@@ -164,17 +164,23 @@ def _ci(row: dict[str, Any]) -> str:
 def format_table(rows: Sequence[dict[str, Any]], verdict: Verdict) -> str:
     """The plain-text table printed at the end of a run."""
     ci = f"dE [{100 * CONFIDENCE:g}% CI]"
-    lines = [f"{'round':>5}  {'sparsity':>8}  {'E':>12}  {'E_content':>12}  {'E_style':>12}  {ci:>28}  {'matching':>8}"]
+    lines = [
+        f"{'round':>5}  {'sparsity':>8}  {'E':>12}  {'E_content':>12}  {'E_style':>12}  {'structure':>9}  {ci:>28}  "
+        f"{'matching':>8}"
+    ]
     for row, match in zip(rows, verdict.matching):
+        structure = row.get("structure")
         lines.append(
             f"{row['round']:>5}  {_pct(row['sparsity']):>8}  {row['E']:>12.5g}  {row['E_content']:>12.5g}  "
-            f"{row['E_style']:>12.5g}  {_ci(row):>28}  {'yes' if match else 'no':>8}"
+            f"{row['E_style']:>12.5g}  {'-' if structure is None else f'{structure:.3f}':>9}  {_ci(row):>28}  "
+            f"{'yes' if match else 'no':>8}"
         )
     lines.append(
         f"extreme sparsity: {_pct(verdict.extreme_sparsity)} (E <= dense x {1 + verdict.tolerance:g}); "
         f"every lower sparsity matched: {'yes' if verdict.all_lower_matched else 'no'}"
     )
     lines.append(
+        "structure: content edges kept by the output (1 = all); "
         "dE: ticket - dense per-pair E on the same pairs (information); "
         "across seeds: lottery-style report on the replicates"
     )

@@ -300,6 +300,22 @@ def test_eval_folders_leave_training_files_whole(tmp_path: Path) -> None:
     assert next(iter(datamodule.test_dataloader()))["content"].shape[-2:] == (16, 16)  # 20x50 made square
 
 
+def test_eval_crops_multiply_the_pairs_with_fixed_views(tmp_path: Path) -> None:
+    content, style = make_folder(tmp_path / "c", 5, 0), make_folder(tmp_path / "s", 5, 100)
+    cfg = data_cfg(content, style, eval_crops=3, eval_size=16, eval_load_size=24)
+    one, two = StylePairDataModule(cfg, 2, stream_seed=7), StylePairDataModule(cfg, 2, stream_seed=8)
+    one.setup("test")
+    two.setup("test")
+    assert one.eval_set is not None and two.eval_set is not None
+    assert one.eval_set.contents.shape == (6, 3, 16, 16) and len(one.eval_set) == 36  # (2 images x 3 views)^2
+    assert torch.equal(one.eval_set.contents, two.eval_set.contents) and one.eval_pairs == two.eval_pairs
+    views = one.eval_set.contents[:3]
+    assert len(set(one.eval_content_files[:3])) == 1 and not torch.equal(views[0], views[1])
+    assert len(one.content_files) == 3  # the held-out images stay out of training, once each
+    with pytest.raises(DataError, match=r"^data.eval_load_size=8 is smaller than data.eval_size=16"):
+        StylePairDataModule(data_cfg(content, style, eval_crops=3, eval_size=16, eval_load_size=8), 2, stream_seed=7)
+
+
 def test_eval_folder_inside_the_training_folder_never_trains(tmp_path: Path) -> None:
     content, style = make_folder(tmp_path / "coco", 3, 0), make_folder(tmp_path / "s", 3, 100)
     test40 = make_folder(content / "test40", 4, 200)  # listed recursively with the training images

@@ -35,7 +35,8 @@ from lottery_style.data.sample import sample_dirs
 log = logging.getLogger(__name__)
 
 _POSITIVE = (
-    "load_size", "crop_size", "batch_size", "eval_contents", "eval_styles", "eval_size", "eval_batch_size", "grid_pairs"
+    "load_size", "crop_size", "batch_size", "eval_contents", "eval_styles", "eval_size", "eval_crops", "eval_batch_size",
+    "grid_pairs",
 )  # fmt: skip
 
 
@@ -51,6 +52,11 @@ def check_data_config(cfg: DictConfig, steps_per_epoch: int) -> None:
         raise DataError(f"data.num_workers={cfg.num_workers} must be 0 or more")
     if steps_per_epoch < 1:
         raise DataError(f"steps_per_epoch={steps_per_epoch} must be at least 1")
+    if cfg.eval_load_size is not None and cfg.eval_load_size < cfg.eval_size:
+        raise DataError(
+            f"data.eval_load_size={cfg.eval_load_size} is smaller than data.eval_size={cfg.eval_size}: "
+            "expected the evaluation crops to fit inside the resized image"
+        )
     if cfg.load_size < cfg.crop_size:
         raise DataError(
             f"data.load_size={cfg.load_size} is smaller than data.crop_size={cfg.crop_size}: "
@@ -125,7 +131,9 @@ class StylePairDataModule(LightningDataModule):
 
     def _choose_eval(self, pool: list[Path], source: str, count: int, role: str, stream: int) -> tuple[list[Path], Tensor]:
         """``count`` readable eval files of one side, chosen by ``data.eval_seed`` alone."""
-        return choose_readable(pool, count, self.cfg.eval_size, (self.cfg.eval_seed, stream), role, source)
+        cfg = self.cfg
+        seed = (cfg.eval_seed, stream)
+        return choose_readable(pool, count, cfg.eval_size, seed, role, source, cfg.eval_crops, cfg.eval_load_size)
 
     @staticmethod
     def _training_files(files: list[Path], held_out: list[Path], source: str) -> list[Path]:

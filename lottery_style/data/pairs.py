@@ -161,26 +161,56 @@ def square_image(image: Image.Image, size: int) -> Tensor:
     return TF.pil_to_tensor(TF.center_crop(image, [size, size]))
 
 
-def choose_readable(
-    files: Sequence[Path], count: int, size: int, seed: Sequence[int], role: str, source: str
-) -> tuple[list[Path], Tensor]:
-    """``count`` files in a seeded random order, skipping unreadable ones, and their square images.
+def eval_views(image: Image.Image, size: int, load_size: int, crops: int, rng: np.random.Generator) -> list[Tensor]:
+    """Fixed views of one held-out image, uint8 [3, size, size] each.
 
+    One view is the centre square at ``size`` (the whole short side). Several
+    views are crops at positions drawn once from the evaluation seed, from the
+    image with its shorter side resized to ``load_size``: more pairs from few
+    held-out images, each showing a part of the image as a training crop does.
+    """
+    if crops == 1:
+        return [square_image(image, size)]
+    image = TF.resize(image, load_size, interpolation=TF.InterpolationMode.BILINEAR)
+    width, height = image.size
+    views = []
+    for _ in range(crops):
+        top, left = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+        views.append(TF.pil_to_tensor(TF.crop(image, top, left, size, size)))
+    return views
+
+
+def choose_readable(
+    files: Sequence[Path],
+    count: int,
+    size: int,
+    seed: Sequence[int],
+    role: str,
+    source: str,
+    crops: int = 1,
+    load_size: int | None = None,
+) -> tuple[list[Path], Tensor]:
+    """``count`` files in a seeded random order, skipping unreadable ones, and ``crops`` fixed views of each.
+
+    Returns one file entry per view (a file repeated ``crops`` times) and the views stacked.
     Raises a one-line error naming ``source`` (the folder) when it cannot supply ``count`` readable images.
     """
     if len(files) < count:
         raise NoImagesError(f"{source} has {len(files)} images, {count} needed for evaluation")
     reader = ImageReader(role, len(files))
+    rng = np.random.default_rng(seed)
+    crop_rng = np.random.default_rng([*seed, crops])
     chosen: list[Path] = []
     images: list[Tensor] = []
-    for position in np.random.default_rng(seed).permutation(len(files)):
+    for position in rng.permutation(len(files)):
         image = reader.read(files[position])
         if image is not None:
-            chosen.append(files[position])
-            images.append(square_image(image, size))
-            if len(chosen) == count:
+            views = eval_views(image, size, load_size or size, crops, crop_rng)
+            chosen += [files[position]] * len(views)
+            images += views
+            if len(chosen) == count * crops:
                 return chosen, torch.stack(images)
-    raise NoImagesError(f"{source} has {len(chosen)} readable images, {count} needed for evaluation")
+    raise NoImagesError(f"{source} has {len(chosen) // crops} readable images, {count} needed for evaluation")
 
 
 def pair_order(contents: int, styles: int) -> list[tuple[int, int]]:

@@ -22,6 +22,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 
 from lottery_style.models.caffe_vgg import Calibration
 from lottery_style.models.decoder import MirrorDecoder
+from lottery_style.models.structure import structure_score
 from lottery_style.models.vgg import VGGEncoder, build_encoder, resolve_weight_source
 
 PARTS = ("encoder", "transform", "decoder")
@@ -183,11 +184,13 @@ class StyleTransferModule(LightningModule):
     # ------------------------------------------------------------- evaluation
     @torch.no_grad()
     def test_errors(self, content: Tensor, style: Tensor) -> dict[str, Tensor]:
-        """The paper's per-pair errors: E_content, E_style, E = sum, plus SSIM(output, content)."""
+        """The paper's per-pair errors: E_content, E_style, E = sum; plus SSIM(output, content) and the
+        content structure the output keeps (:mod:`lottery_style.models.structure`), which E does not see."""
         result = self.losses(content, style)
         e_content = sum(result.terms[name] for name in self.content_error_terms)
         e_style = sum(result.terms[name] for name in self.style_error_terms)
         ssim = structural_similarity_index_measure(
             result.stylized.clamp(0, 1).float(), content.float(), data_range=1.0, reduction="none"
         )
-        return {"E_content": e_content, "E_style": e_style, "E": e_content + e_style, "ssim": ssim}
+        structure = structure_score(content, result.stylized)
+        return {"E_content": e_content, "E_style": e_style, "E": e_content + e_style, "ssim": ssim, "structure": structure}
