@@ -185,6 +185,7 @@ class LoggerConfig:
     mode: Optional[str] = None  # wandb: online/offline; None = online when an API key exists
     log_grid: bool = True
     log_artifacts: bool = True
+    verbose: bool = False  # true: W&B's and Lightning's own terminal output too (lottery_style/terminal.py)
 
 
 @dataclass
