@@ -35,6 +35,7 @@ from lottery_style.loggers import RunLogger, build_run_logger
 from lottery_style.methods import RoundInputs, method_strategy
 from lottery_style.models import PARTS, create_model
 from lottery_style.models.base import StyleTransferModule
+from lottery_style.models.released import without_weight_files
 from lottery_style.pruning.callback import MaskCallback, StepSeed, trainable_state
 from lottery_style.pruning.masks import (
     Masks,
@@ -259,7 +260,7 @@ class LotteryRun:
         and the round; its encoder convs are carried into the run's layout.
         """
         torch.manual_seed(self.control_seed * 1_000 + 500 + index)
-        fresh = create_model(OmegaConf.merge(self.cfg.model, {"encoder": {"weights": "random"}}))
+        fresh = create_model(without_weight_files(self.cfg.model))  # new weights, not the released files
         state = {k: v for k, v in trainable_state(fresh).items() if part_of(k) != "encoder"}
         state.update({f"encoder.{k}": v for k, v in model.encoder.conv_state_from(fresh.encoder).items()})
         return {k: v for k, v in state.items() if part_of(k) in self.scope}
