@@ -110,6 +110,13 @@ class EncoderConfig:
 
 
 @dataclass
+class ReleasedConfig:
+    """A reference repository's released file for a part (lottery_style/models/released.py)."""
+
+    path: Optional[str] = None  # loaded as the part's starting weights (round 0's, hence the rewind point)
+
+
+@dataclass
 class OptimizerConfig:
     name: OptimizerName = OptimizerName.adam
     lr: float = ranged(1e-4, POSITIVE)
@@ -125,6 +132,8 @@ class ModelConfig:
     name: str = MISSING
     train_encoder: bool = True  # the paper's "+" models
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    transform: ReleasedConfig = field(default_factory=ReleasedConfig)  # e.g. SANet's transformer_iter_500000.pth
+    decoder: ReleasedConfig = field(default_factory=ReleasedConfig)  # e.g. AdaIN's decoder.pth
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
 
 
@@ -187,6 +196,7 @@ class LoggerConfig:
     mode: Optional[str] = None  # wandb: online/offline; None = online when an API key exists
     log_grid: bool = True
     log_artifacts: bool = True
+    verbose: bool = False  # true: W&B's and Lightning's own terminal output too (lottery_style/terminal.py)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from lottery_style.tickets import SUMMARY_FIELDS, TICKET_FILE, Verdict, round_dir
+from lottery_style.tickets import BRANCHES_DIR, SUMMARY_FIELDS, TICKET_FILE, Verdict, round_dir
 from lottery_style.validation import ConfigError
 
 WANDB_MODES = ("online", "offline", "disabled")
@@ -51,6 +51,10 @@ class RunLogger:
 
     def finish(self, rows: Sequence[dict[str, Any]], verdict: Verdict) -> None:
         """Nothing to add for CSV: summary.csv/json hold the table."""
+
+    def sync_command(self) -> str | None:
+        """The command that uploads what this run logged offline (None: nothing to upload)."""
+        return None
 
 
 def api_key_configured() -> bool:
@@ -152,6 +156,8 @@ class WandbRunLogger(RunLogger):
             config={**config, **extra},
             mode=self.mode,
             dir=str(self.run_dir),  # W&B's files live inside the run folder
+            # quiet: no banner, run summary or sync hint per run; the run prints the sync command once
+            settings=wandb.Settings(silent=not self.cfg.logger.verbose),
         )
 
     def round_logger(self, index: int, info: dict[str, Any]) -> Logger | list[Logger]:
@@ -201,6 +207,16 @@ class WandbRunLogger(RunLogger):
             run.log({"rounds": table})
         run.summary.update({k: v for k, v in asdict(verdict).items() if not isinstance(v, list)})
         run.finish()
+
+
+    def sync_command(self) -> str | None:
+        """``wandb sync`` of this run's offline W&B runs, its branches' included, when W&B ran offline."""
+        if self.mode != "offline":
+            return None
+        folders = [self.run_dir / "wandb"]
+        if self.cfg.pruning.branches:
+            folders.append(self.run_dir / BRANCHES_DIR / "*" / "wandb")
+        return "wandb sync " + " ".join(f"{folder}/offline-run-*" for folder in folders)
 
 
 LOGGERS: dict[str, type[RunLogger]] = {"csv": RunLogger, "wandb": WandbRunLogger}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from lottery_style.loggers import RunLogger, build_run_logger
 from lottery_style.methods import RoundInputs, method_strategy
 from lottery_style.models import PARTS, create_model
 from lottery_style.models.base import StyleTransferModule
+from lottery_style.models.released import without_weight_files
 from lottery_style.pruning.callback import MaskCallback, StepSeed, trainable_state
 from lottery_style.pruning.masks import (
     Masks,
@@ -52,9 +54,12 @@ from lottery_style.round_io import (
     save_round,
 )
 from lottery_style.speed import SpeedOptions
+from lottery_style.terminal import round_line, table_heading
 from lottery_style.tickets import (
+    BRANCHES_DIR,
     format_table,
     is_complete,
+    is_matching,
     mark_complete,
     read_metrics,
     round_dir,
@@ -63,7 +68,6 @@ from lottery_style.tickets import (
 )
 
 log = logging.getLogger(__name__)
-BRANCHES_DIR = "branches"
 # Files of a round folder that belong to the run that trained it, not to a branch reusing the round.
 OWN_ROUND_FILES = ("metrics.json", "config.yaml", "DONE", "logs", "checkpoints")
 
@@ -105,11 +109,16 @@ class RoundState:
 
 
 class LotteryRun:
-    """One run of a method (IMP, a control, dense) in one output folder."""
+    """One run of a method (IMP, a control, dense) in one output folder.
 
-    def __init__(self, cfg: DictConfig, run_dir: str | Path):
+    ``label`` names a branch run inside its IMP job (``pruning.branches``): its
+    terminal lines carry it, so that they cannot be taken for the IMP run's own.
+    """
+
+    def __init__(self, cfg: DictConfig, run_dir: str | Path, label: str = ""):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        self.label = label
         self.method = str(cfg.pruning.method)
         self.strategy = method_strategy(self.method)
         self.rewind = Rewind(cfg.pruning.rewind)
@@ -121,6 +130,7 @@ class LotteryRun:
         # Kept in memory so that DDP ranks other than 0 never wait for rank 0's files.
         self.rewind_point: dict[str, torch.Tensor] | None = None
         self.dense_weights: dict[str, torch.Tensor] | None = None
+        self.dense_E = float("nan")  # round 0's test error, the matching reference of every round line
 
     # ------------------------------------------------------------------ setup
     def build(self) -> tuple[StyleTransferModule, StylePairDataModule]:
@@ -153,17 +163,32 @@ class LotteryRun:
                     self.rewind_point = load_rewind_point(self.run_dir)
                     self.dense_weights = state.final_weights
                 log.info("round %d already finished in %s: skipped", index, ticket_dir)
+                self.report_round(read_metrics(ticket_dir), None)
                 continue
+            started = time.perf_counter()
             masks = self.start_round(model, index, target, state)
             metrics = self.fit_round(model, datamodule, index, masks, ticket_dir, run_logger)
             state = RoundState(masks=masks, final_weights=trainable_state(model))
             if index == 0:
                 self.dense_weights = state.final_weights
-            log.info("round %d: sparsity %.4f, E %.5g", index, metrics["sparsity"], metrics["E"])
+            self.report_round(metrics, time.perf_counter() - started)
         result = self.summarise(run_logger)
         self.run_branches()
         log.info("rank %d: run finished (%s)", dist.get_rank() if distributed() else 0, self.run_dir / "summary.csv")
+        sync = run_logger.sync_command()
+        if sync and not self.label and is_rank_zero():  # once per job: a branch's runs are in its IMP run's command
+            print(f"W&B ran offline; upload with: {sync}")
         return result
+
+    def report_round(self, metrics: dict[str, Any], seconds: float | None) -> None:
+        """Log a finished round, and print its line on rank 0 (``seconds`` None: finished before this invocation)."""
+        if metrics["round"] == 0:
+            self.dense_E = float(metrics["E"])
+        matching = is_matching(metrics["E"], self.dense_E, self.cfg.pruning.matching_tolerance)
+        line = round_line(metrics, len(self.sparsities) - 1, self.dense_E, matching, seconds, self.label)
+        log.info(line)
+        if is_rank_zero():
+            print(line, flush=True)
 
     def summarise(self, run_logger: RunLogger) -> dict[str, Any]:
         """Rank 0 writes and prints the summary; every rank then reads it, so every rank exits alike."""
@@ -171,6 +196,8 @@ class LotteryRun:
         if is_rank_zero():
             rows, verdict = write_summary(self.run_dir, self.cfg.pruning.matching_tolerance)
             run_logger.finish(rows, verdict)
+            if self.label:
+                print(table_heading(self.label, self.run_dir))
             print(format_table(rows, verdict))
             print(f"summary: {self.run_dir / 'summary.csv'}")
         barrier()
@@ -181,7 +208,7 @@ class LotteryRun:
         """``pruning.branches``: each control as a branch of this (finished) run, in ``branches/<method>/``."""
         for name in self.cfg.pruning.branches:
             overrides = {"pruning": {"method": name, "branches": [], "source_run": str(self.run_dir)}}
-            LotteryRun(OmegaConf.merge(self.cfg, overrides), self.run_dir / BRANCHES_DIR / name).run()
+            LotteryRun(OmegaConf.merge(self.cfg, overrides), self.run_dir / BRANCHES_DIR / name, label=name).run()
 
     def adopt_source_round_zero(self) -> None:
         """A branch's round 0 is its source run's: its files, the source's rewind point, this run's config."""
@@ -233,7 +260,7 @@ class LotteryRun:
         and the round; its encoder convs are carried into the run's layout.
         """
         torch.manual_seed(self.control_seed * 1_000 + 500 + index)
-        fresh = create_model(OmegaConf.merge(self.cfg.model, {"encoder": {"weights": "random"}}))
+        fresh = create_model(without_weight_files(self.cfg.model))  # new weights, not the released files
         state = {k: v for k, v in trainable_state(fresh).items() if part_of(k) != "encoder"}
         state.update({f"encoder.{k}": v for k, v in model.encoder.conv_state_from(fresh.encoder).items()})
         return {k: v for k, v in state.items() if part_of(k) in self.scope}
@@ -331,7 +358,7 @@ class LotteryRun:
             default_root_dir=ticket_dir,
             log_every_n_steps=training.log_every,
             enable_progress_bar=training.progress_bar,
-            enable_model_summary=index == 0 and segment.start == 0,
+            enable_model_summary=bool(self.cfg.logger.verbose) and index == 0 and segment.start == 0,
             limit_val_batches=0,
             num_sanity_val_steps=0,
             use_distributed_sampler=False,

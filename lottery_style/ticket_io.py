@@ -23,6 +23,7 @@ from torch import Tensor
 
 from lottery_style.export import MAGIC, ExportStats, export_metadata, export_ticket, load_ticket_export
 from lottery_style.models import MODEL_REGISTRY, StyleTransferModule, create_model
+from lottery_style.models.released import without_weight_files
 from lottery_style.models.vgg import Layout, VGGEncoder
 from lottery_style.pruning.callback import REWOUND_PARTS
 from lottery_style.round_io import has_round_weights, read_round
@@ -123,13 +124,14 @@ def _use_layout(model: StyleTransferModule, layout: Layout) -> None:
 
 
 def model_config(saved: DictConfig, source: Path) -> DictConfig:
-    """The saved config validated against its architecture's schema, with random VGG weights (no download)."""
+    """The saved config validated against its architecture's schema, with no weight file read (no download):
+    random VGG weights and no released decoder/transform, since the ticket holds them all."""
     name = saved.get("name")
     if name not in MODEL_REGISTRY:
         raise TicketError(f"{source} holds a model named {name!r}: expected one of {sorted(MODEL_REGISTRY)}")
     try:
         schema = OmegaConf.structured(MODEL_REGISTRY[name].config)
-        return OmegaConf.merge(schema, saved, {"encoder": {"weights": "random", "path": None}})
+        return without_weight_files(OmegaConf.merge(schema, saved))
     except OmegaConfBaseException as error:
         raise TicketError(f"{source}: the saved {name} config does not fit its schema ({error})") from None
 

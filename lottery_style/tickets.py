@@ -45,6 +45,7 @@ SUMMARY_FIELDS = (
     "sparsity_decoder", "E_content", "E_style", "E", "E_std", "ssim", "structure", "matching",
     "dE_mean", "dE_ci_low", "dE_ci_high",
 )  # fmt: skip
+BRANCHES_DIR = "branches"  # pruning.branches: <run>/branches/<method>/, each a run folder of its own
 CONFIDENCE = 0.95  # of the paired interval of ticket - dense per-pair E
 
 
@@ -91,6 +92,11 @@ def extreme_sparsity(sparsities: Sequence[float], matches: Sequence[bool]) -> tu
     return extreme, all(m for s, m in zip(sparsities, matches) if s < extreme)
 
 
+def is_matching(E: float, dense_E: float, tolerance: float = 0.0) -> bool:
+    """The paper's rule: a ticket matches when its test error is no greater than the dense model's (+ tolerance)."""
+    return float(E) <= float(dense_E) * (1.0 + tolerance)
+
+
 def matching_verdict(rows: Sequence[dict[str, Any]], tolerance: float = 0.0) -> Verdict:
     """Matching = the ticket's test error is no greater than the dense model's (the paper's definition).
 
@@ -100,7 +106,7 @@ def matching_verdict(rows: Sequence[dict[str, Any]], tolerance: float = 0.0) -> 
         raise ValueError("a verdict needs the dense round 0 as the first row")
     dense_E = float(rows[0]["E"])
     verdict = Verdict(dense_E=dense_E, tolerance=tolerance)
-    verdict.matching = [float(row["E"]) <= dense_E * (1.0 + tolerance) for row in rows]
+    verdict.matching = [is_matching(row["E"], dense_E, tolerance) for row in rows]
     verdict.extreme_sparsity, verdict.all_lower_matched = extreme_sparsity(
         [float(row["sparsity"]) for row in rows], verdict.matching
     )

@@ -21,6 +21,7 @@ from lottery_style.lottery import LotteryRun
 from lottery_style.models.vgg import WeightsError
 from lottery_style.resume import check_resumable
 from lottery_style.run_identity import run_id
+from lottery_style.terminal import quiet_terminal
 from lottery_style.validation import ConfigError, check_config
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ register_configs()
 
 def train(cfg: DictConfig) -> float:
     """Run the configured IMP run (or control); return the extreme sparsity, the metric a sweeper maximises."""
+    quiet_terminal(bool(cfg.logger.verbose))
     check_config(cfg)
     check_resumable(cfg, cfg.output_dir)
     if needs_own_process(cfg):

@@ -35,6 +35,8 @@ class AdaIN(StyleTransferModule):
     instead of moving with the weights being trained.
     """
 
+    reference_decoder = "naoto0804/pytorch-AdaIN decoder.pth"
+
     def build_transform(self) -> nn.Module:
         return nn.ModuleDict()  # parameter-free
 

@@ -22,6 +22,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 
 from lottery_style.models.caffe_vgg import Calibration
 from lottery_style.models.decoder import MirrorDecoder
+from lottery_style.models.released import RELEASED_PARTS, ReferenceLayout, load_released, sequential_decoder
 from lottery_style.models.structure import structure_score
 from lottery_style.models.vgg import VGGEncoder, build_encoder, resolve_weight_source
 
@@ -50,6 +51,8 @@ class StyleTransferModule(LightningModule):
     style_error_terms: ClassVar[tuple[str, ...]] = ("style",)
     # Image sides must be multiples of this (8 = three x2 poolings; 16 when relu5_1 feeds the transform).
     size_multiple: ClassVar[int] = 8
+    # The reference's released decoder file when it is the standard nn.Sequential (see reference_layout).
+    reference_decoder: ClassVar[str | None] = None
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any]):
         super().__init__()
@@ -60,6 +63,10 @@ class StyleTransferModule(LightningModule):
         self.encoder, self.loss_net = self._build_vggs()
         self.transform = self.build_transform()
         self.decoder = self.build_decoder()
+        for part in RELEASED_PARTS:
+            path = OmegaConf.select(cfg, f"{part}.path")
+            if path:
+                load_released(getattr(self, part), self.reference_layout(part), f"model.{part}.path", path)
         self.loss_weights: dict[str, float] = dict(cfg.loss_weights)
         # Where this fit reads the LR schedule (lottery_style/rewinding.py): from step ``lr_from`` on,
         # or held at it (fine-tuning keeps the LR where the dense training ended).
@@ -101,6 +108,17 @@ class StyleTransferModule(LightningModule):
 
     def build_decoder(self) -> nn.Module:
         return MirrorDecoder(level=4)
+
+    def reference_layout(self, part: str) -> ReferenceLayout | None:
+        """How the reference repository names ``part`` in its released file (None: no loadable release).
+
+        Here the decoder: the AdaIN-family references save the standard decoder as a bare
+        ``nn.Sequential`` in the same module order as :class:`MirrorDecoder` (MODELS.md 0.2).
+        Architectures with a learned transform add its layout.
+        """
+        if part == "decoder" and self.reference_decoder:
+            return sequential_decoder(self.reference_decoder)
+        return None
 
     def check_size(self, image: Tensor, role: str) -> None:
         """Fail in one line on an image whose sides are not multiples of ``size_multiple``, before any compute."""

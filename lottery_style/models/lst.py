@@ -13,12 +13,16 @@ from lottery_style.config import POSITIVE, EncoderConfig, ModelConfig, Optimizer
 from lottery_style.models.base import Losses, StyleTransferModule
 from lottery_style.models.decoder import MirrorDecoder
 from lottery_style.models.registry import register_model
+from lottery_style.models.released import ReferenceLayout, sequential_renames
 from lottery_style.models.stats import gram, mse_per_sample, sse_per_sample
 
 # Channels of relu{level}_1 for the levels LST has variants at (r31, r41).
 LEVEL_CHANNELS = {3: 256, 4: 512}
 CONTENT_LAYER = 4  # relu4_1 of the loss net, for both variants
 STYLE_LAYERS = 4  # relu1_1 .. relu4_1
+# sunshineatnoon/LinearStyleTransfer names its decoder convs in one sequence over its decoders: the number of
+# the first conv of decoder4 (dec_r41.pth) and decoder3 (dec_r31.pth).
+REFERENCE_FIRST_DECODER_CONV = {4: 11, 3: 7}
 
 
 @dataclass
@@ -136,6 +140,20 @@ class LST(StyleTransferModule):
         decoder = MirrorDecoder(level=self.encoder_depth)
         decoder.requires_grad_(bool(self.cfg.train_decoder))  # frozen parts stay out of the optimizer
         return decoder
+
+    def reference_layout(self, part: str) -> ReferenceLayout | None:
+        """sunshineatnoon/LinearStyleTransfer's names: ``decoder4`` (conv11 ... conv19) and ``MulLayer`` (snet, cnet)."""
+        level = self.encoder_depth
+        if part == "transform":
+            renames = (("snet.", "style_net."), ("cnet.", "content_net."), ("compress.", "compress."), ("unzip.", "unzip."))
+            return ReferenceLayout(f"sunshineatnoon/LinearStyleTransfer r{level}1.pth (snet, cnet, compress, unzip)", renames)
+        if part != "decoder":
+            return None
+        ours = tuple(i for i, module in enumerate(self.decoder.body) if isinstance(module, nn.Conv2d))
+        first = REFERENCE_FIRST_DECODER_CONV[level]
+        names = tuple(f"conv{first + n}" for n in range(len(ours)))
+        source = f"sunshineatnoon/LinearStyleTransfer dec_r{level}1.pth ({names[0]} ... {names[-1]})"
+        return ReferenceLayout(source, sequential_renames(names, ours, "body."))
 
     def transformation_matrix(self, content: Tensor, style: Tensor) -> Tensor:
         """The ``[B, m, m]`` matrix LST applies to the compressed content features of each pair."""

@@ -31,6 +31,7 @@ from lottery_style.config import NON_NEGATIVE, ModelConfig, ranged
 from lottery_style.models.attention import ChannelAttention, StyleAttention
 from lottery_style.models.base import Losses
 from lottery_style.models.registry import register_model
+from lottery_style.models.released import ReferenceLayout, projection_renames
 from lottery_style.models.sanet import CONTENT_LEVELS, SANet, SANetLossWeights
 from lottery_style.models.stats import mean_std_loss, normalised_content_loss
 
@@ -78,9 +79,23 @@ class MANet(SANet):
 
     transform_levels = (4,)
     size_multiple = 8
+    reference_decoder = "diyiiyiii/Arbitrary-Style-Transfer-via-Multi-Adaptation-Network decoder_iter_*.pth"
 
     def build_transform(self) -> nn.Module:
         return MANetTransform()
+
+    def reference_layout(self, part: str) -> ReferenceLayout | None:
+        """The decoder as SANet's; the transform as the reference's ``Multi_Adaptation_Module`` names it."""
+        if part != "transform":
+            return super().reference_layout(part)
+        renames = (
+            *projection_renames("CSA.", "content_attention."),
+            *projection_renames("SSA.", "style_attention."),
+            *projection_renames("CA.", "co_attention."),
+        )
+        return ReferenceLayout(
+            "diyiiyiii/Arbitrary-Style-Transfer-via-Multi-Adaptation-Network ma_module_iter_*.pth (CSA, SSA, CA)", renames
+        )
 
     def dis_gate_open(self, terms: dict[str, Tensor]) -> bool:
         weighted = sum(self.loss_weights[name] * terms[name].detach().mean() for name in ("content", "style"))

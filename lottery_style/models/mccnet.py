@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from lottery_style.config import NON_NEGATIVE, POSITIVE, ModelConfig, ranged
 from lottery_style.models.base import Losses
 from lottery_style.models.registry import register_model
+from lottery_style.models.released import ReferenceLayout
 from lottery_style.models.sanet import SANet
 from lottery_style.models.stats import EPS, mse_per_sample, mvn, total_variation
 
@@ -98,6 +99,7 @@ class MCCNet(SANet):
 
     transform_levels = (4,)
     size_multiple = 8
+    reference_decoder = "diyiiyiii/MCCNet decoder_iter_*.pth"
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any]):
         super().__init__(cfg)
@@ -108,6 +110,17 @@ class MCCNet(SANet):
 
     def build_transform(self) -> MCCBlock:
         return MCCBlock(CHANNELS, float(self.cfg.eps), bool(self.cfg.include_unused_conv))
+
+    def reference_layout(self, part: str) -> ReferenceLayout | None:
+        """The decoder as SANet's; the transform as the reference's ``MCC_Module`` (``MCCN.f`` ...) names it.
+
+        The reference's dead conv ``h`` loads into ours with ``include_unused_conv``, else it is dropped.
+        """
+        if part != "transform":
+            return super().reference_layout(part)
+        renames = tuple((f"MCCN.{theirs}.", f"{mine}.") for theirs, mine in (("f", "f"), ("g", "g"), ("h", "h"), ("out_conv", "o"), ("fc", "fc")))
+        ignored = () if self.cfg.include_unused_conv else ("MCCN.h.",)
+        return ReferenceLayout("diyiiyiii/MCCNet mcc_module_iter_*.pth (MCCN.f, g, h, out_conv, fc)", renames, ignored)
 
     def losses(self, content: Tensor, style: Tensor) -> Losses:
         result, _, style_in = self.identity_pass(content, style)

@@ -23,6 +23,7 @@ from lottery_style.models.attention import StyleAttention
 from lottery_style.models.base import Losses, StyleTransferModule
 from lottery_style.models.batching import batched_call
 from lottery_style.models.registry import register_model
+from lottery_style.models.released import ReferenceLayout, projection_renames
 from lottery_style.models.stats import feature_mse, mean_std_loss, mse_per_sample, normalised_content_loss
 
 # Loss VGG levels (relu k_1) of the normalised content loss.
@@ -80,6 +81,18 @@ class SANet(StyleTransferModule):
     # relu k_1 levels of the encoder features the transform takes, in its argument order.
     transform_levels: ClassVar[tuple[int, ...]] = (4, 5)
     size_multiple = 16  # relu5_1 upsampled x2 must match relu4_1
+    reference_decoder = "GlebSBrykin/SANET decoder_iter_500000.pth"
+
+    def reference_layout(self, part: str) -> ReferenceLayout | None:
+        """The decoder as the base class says; the transform as GlebSBrykin/SANET's ``Transform`` names it."""
+        if part != "transform":
+            return super().reference_layout(part)
+        renames = (
+            *projection_renames("sanet4_1.", "attention4."),
+            *projection_renames("sanet5_1.", "attention5."),
+            ("merge_conv.", "merge.1."),
+        )
+        return ReferenceLayout("GlebSBrykin/SANET transformer_iter_500000.pth (sanet4_1.f ... merge_conv)", renames)
 
     @property
     def encoder_depth(self) -> int:  # type: ignore[override]  # depends on train_encoder
