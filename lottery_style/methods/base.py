@@ -79,6 +79,19 @@ class MethodStrategy:
         return inputs.previous_weights
 
 
+class BranchOfImp(MethodStrategy):
+    """A control that follows an IMP run round by round (``pruning.source_run`` or ``pruning.branches``)."""
+
+    follows_imp = True
+    accepts_source = True
+
+    def imp_masks(self, inputs: RoundInputs) -> Masks:
+        """The followed IMP run's mask of this round."""
+        if inputs.source_masks is None:
+            raise ValueError(f"{self.name} follows an IMP run: its round {inputs.index} masks were not given")
+        return inputs.source_masks
+
+
 METHODS: dict[str, type[MethodStrategy]] = {}
 M = TypeVar("M", bound=type[MethodStrategy])
 

@@ -8,7 +8,7 @@ magnitude ranking of its own trained weights, no IMP run needed.
 
 from __future__ import annotations
 
-from lottery_style.methods.base import MethodStrategy, RoundInputs, register_method
+from lottery_style.methods.base import BranchOfImp, MethodStrategy, RoundInputs, register_method
 from lottery_style.pruning.masks import Masks, kept_counts, random_prune_like
 
 
@@ -19,13 +19,9 @@ def _random_positions(counts: dict[str, int], inputs: RoundInputs) -> Masks:
 
 
 @register_method("random_prune")
-class RandomPruning(MethodStrategy):
-    follows_imp = True
-    accepts_source = True
-
+class RandomPruning(BranchOfImp):
     def next_masks(self, inputs: RoundInputs) -> Masks:
-        assert inputs.source_masks is not None, "random_prune follows an IMP run"
-        return _random_positions(kept_counts(inputs.source_masks), inputs)
+        return _random_positions(kept_counts(self.imp_masks(inputs)), inputs)
 
 
 @register_method("random_prune_own")

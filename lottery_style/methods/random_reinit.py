@@ -9,7 +9,7 @@ re-initialised training, no IMP run needed.
 
 from __future__ import annotations
 
-from lottery_style.methods.base import MethodStrategy, RoundInputs, State, register_method
+from lottery_style.methods.base import BranchOfImp, MethodStrategy, RoundInputs, State, register_method
 from lottery_style.pruning.masks import Masks
 
 
@@ -19,13 +19,9 @@ class _FreshScope(MethodStrategy):
 
 
 @register_method("random_reinit")
-class RandomReinitialisation(_FreshScope):
-    follows_imp = True
-    accepts_source = True
-
+class RandomReinitialisation(_FreshScope, BranchOfImp):
     def next_masks(self, inputs: RoundInputs) -> Masks:
-        assert inputs.source_masks is not None, "random_reinit follows an IMP run"
-        return inputs.source_masks
+        return self.imp_masks(inputs)
 
 
 @register_method("random_reinit_own")

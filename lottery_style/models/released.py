@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lottery_style.models.vgg import WeightsError
+from lottery_style.models.vgg import WeightsError, first_shape_mismatch
 
 RELEASED_PARTS = ("transform", "decoder")  # the parts a reference releases a file for (the encoder: model.encoder)
 SHOWN_KEYS = 3  # keys named in an error message
@@ -94,13 +94,10 @@ def load_released(module: nn.Module, layout: ReferenceLayout | None, key: str, p
         raise WeightsError(
             f"{key}={file} does not fit {layout.source}: missing keys {_some(missing)}, unexpected keys {_some(unexpected)}"
         )
-    wrong = [k for k in own if tuple(mapped[k].shape) != tuple(own[k].shape)]
-    if wrong:
-        k = wrong[0]
-        raise WeightsError(
-            f"{key}={file} has shape {tuple(mapped[k].shape)} for {layout.theirs(k)}: expected {tuple(own[k].shape)} "
-            f"({layout.source})"
-        )
+    mismatch = first_shape_mismatch(own, mapped)
+    if mismatch:
+        k, shape, expected = mismatch
+        raise WeightsError(f"{key}={file} has shape {shape} for {layout.theirs(k)}: expected {expected} ({layout.source})")
     module.load_state_dict({k: mapped[k] for k in own})
 
 

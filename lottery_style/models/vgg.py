@@ -48,6 +48,15 @@ class WeightsError(ValueError):
     """A weights file that does not fit the encoder layout."""
 
 
+def first_shape_mismatch(own: dict[str, Tensor], given: dict[str, Tensor]) -> tuple[str, tuple, tuple] | None:
+    """(key, given shape, expected shape) of the first key whose shapes differ, or None: a file with the right
+    names but other sizes (another depth, another channel count) must not load half-way."""
+    for key, tensor in own.items():
+        if tuple(given[key].shape) != tuple(tensor.shape):
+            return key, tuple(given[key].shape), tuple(tensor.shape)
+    return None
+
+
 def normalised_layers(ceil_mode: bool) -> list[nn.Module]:
     """The full 53-module layout of ``vgg_normalised.pth`` (through relu5_4), preprocessing conv unset."""
     layers: list[nn.Module] = [nn.Conv2d(3, 3, kernel_size=1)]
@@ -181,12 +190,10 @@ class VGGEncoder(nn.Module):
                 f"{source} does not fit the {self.layout.value} VGG layout: missing keys {shown} "
                 f"(found {len(state)} keys, e.g. {', '.join(list(state)[:3])})"
             )
-        wrong = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
-        if wrong:
-            k = wrong[0]
-            raise WeightsError(
-                f"{source} has shape {tuple(state[k].shape)} for key {k}, expected {tuple(own[k].shape)}"
-            )
+        mismatch = first_shape_mismatch(own, state)
+        if mismatch:
+            k, shape, expected = mismatch
+            raise WeightsError(f"{source} has shape {shape} for key {k}, expected {expected}")
         self.body.load_state_dict({k: state[k] for k in own})
         if self.layout is Layout.normalised:
             self.body[0].requires_grad_(False)

@@ -1,0 +1,43 @@
+"""The quickstart with the real (Caffe) encoder, and the signature preset, at test size."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lottery_style.lottery import LotteryRun
+from tests.conftest import TINY, compose_train
+
+CONTROLS = ("random_prune", "random_reinit", "oneshot")
+
+
+@pytest.mark.slow
+def test_the_quickstart_loss_terms_are_of_comparable_scale_with_the_caffe_encoder(tmp_path: Path) -> None:
+    """A random VGG gives E_content ~1e-4 against E_style ~1e3; the real encoder puts both at order 1-100."""
+    overrides = [*TINY, "model.encoder.weights=auto", "pruning=dense", "training.steps=4"]
+    cfg = compose_train(overrides, output_dir=tmp_path)
+    (row,) = LotteryRun(cfg, tmp_path).run()["rows"]
+    assert 1.0 <= row["E_content"] <= 100.0 and 1.0 <= row["E_style"] <= 100.0, row
+    assert '"weight_source": "caffe"' in (tmp_path / "round_00" / "metrics.json").read_text()
+
+
+@pytest.mark.slow
+def test_the_signature_preset_runs_two_seeds_and_writes_a_report_naming_every_method(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    test_size = [o for o in TINY if not o.startswith(("data.eval_size", "training.checkpoint_every"))]
+    args = [sys.executable, "-m", "lottery_style.train", "-m", "experiment=signature", *test_size, "seed=0,1",
+            "training.steps=2", "pruning.rounds=1", "data.eval_size=32", "data.eval_load_size=48",
+            f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    env = {**os.environ, "CI": "true", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = (sweep / "report" / "report.html").read_text()
+    for method in ("imp", *CONTROLS):
+        assert f"<h3>{method}" in page, method
+    assert "n=2" in page or "2/2" in page  # two replicates per series
+    for seed in ("0", "1"):
+        assert all((sweep / seed / "branches" / control / "summary.csv").is_file() for control in CONTROLS)
