@@ -121,6 +121,7 @@ class LotteryRun:
         # Kept in memory so that DDP ranks other than 0 never wait for rank 0's files.
         self.rewind_point: dict[str, torch.Tensor] | None = None
         self.dense_weights: dict[str, torch.Tensor] | None = None
+        self.datamodule: StylePairDataModule | None = None  # the run's, for pruning at initialisation's batch
 
     # ------------------------------------------------------------------ setup
     def build(self) -> tuple[StyleTransferModule, StylePairDataModule]:
@@ -140,6 +141,7 @@ class LotteryRun:
     def run(self) -> dict[str, Any]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         model, datamodule = self.build()
+        self.datamodule = datamodule
         run_logger = build_run_logger(self.cfg, self.run_dir)
         state = RoundState(masks=dense_masks(self.scope_weights(model)))
         for index, target in enumerate(self.sparsities):
@@ -219,11 +221,31 @@ class LotteryRun:
             generator=torch.Generator().manual_seed(self.control_seed * 1_000 + index),
             fresh_state=lambda: self.fresh_scope_state(model, index),
             source_masks=load_round_masks(round_dir(self.source, index)) if self.strategy.follows_imp else None,
+            rewind_model=lambda: self.holding(model, self.rewind_point),
+            training_batch=lambda: self.stream_batch(int(self.cfg.pruning.rewind_step)),
         )
         masks = self.strategy.next_masks(inputs)
         model.load_state_dict(self.strategy.start_weights(inputs), strict=False)
         apply_masks(self.scope_weights(model), masks)
         return masks
+
+    @staticmethod
+    def holding(model: StyleTransferModule, weights: dict[str, torch.Tensor]) -> StyleTransferModule:
+        """``model`` with ``weights`` loaded (for scoring them; the round then loads its own start)."""
+        model.load_state_dict(weights, strict=False)
+        return model
+
+    def stream_batch(self, step: int) -> dict[str, torch.Tensor]:
+        """Batch ``step`` of the training stream as rank 0 sees it, so every DDP rank scores the same batch."""
+        assert self.datamodule is not None
+        datamodule = self.datamodule
+        datamodule.setup("fit")
+        saved = datamodule.start_step, datamodule.trainer
+        datamodule.start_step, datamodule.trainer = step, None
+        try:
+            return next(iter(datamodule.train_dataloader()))
+        finally:
+            datamodule.start_step, datamodule.trainer = saved
 
     def fresh_scope_state(self, model: StyleTransferModule, index: int) -> dict[str, torch.Tensor]:
         """Newly initialised weights of the pruned parts, in the run's own encoder layout.

@@ -171,6 +171,13 @@ def check_rewinding(cfg: DictConfig) -> None:
         )
     if not 0 <= k < steps:
         raise ConfigError(f"pruning.rewind_step={k} is invalid: expected 0 <= k < training.steps={steps}")
+    methods = [str(name) for name in (cfg.pruning.method, *cfg.pruning.branches)]
+    at_rewind_point = [name for name in methods if name in METHODS and METHODS[name].prunes_at_rewind_point]
+    if at_rewind_point and rewind not in (Rewind.init, Rewind.step):
+        raise ConfigError(
+            f"pruning.rewind={rewind} is invalid for {', '.join(at_rewind_point)}, which prune at the rewind point: "
+            "expected pruning.rewind=init or step"
+        )
 
 
 def check_branches(cfg: DictConfig) -> None:

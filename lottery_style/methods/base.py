@@ -16,13 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
 
 from lottery_style.config import Rewind
 from lottery_style.pruning.masks import Masks, magnitude_prune
+
+if TYPE_CHECKING:
+    from lottery_style.models.base import StyleTransferModule
 
 State = dict[str, Tensor]
 
@@ -37,6 +40,12 @@ class RoundInputs:
     this round (branches only). ``fresh_state`` returns newly initialised
     weights of the pruned scope in the run's own encoder layout, drawn from
     ``generator``.
+
+    Pruning at initialisation scores the rewind point, so the driver lends
+    what scoring needs and nothing more (never the Trainer): ``rewind_model``
+    returns the run's model holding the dense rewind point (the driver sets the
+    round's own weights after :meth:`MethodStrategy.next_masks`), and
+    ``training_batch`` the batch the training stream gives at the rewind point.
     """
 
     index: int
@@ -51,10 +60,12 @@ class RoundInputs:
     generator: torch.Generator
     fresh_state: Callable[[], State]
     source_masks: Masks | None = None
+    rewind_model: Callable[[], StyleTransferModule] | None = None
+    training_batch: Callable[[], dict[str, Tensor]] | None = None
 
     def scope_of(self, state: State) -> State:
-        """The prunable scope weights of a full trainable state."""
-        return {name: state[name] for name in self.scope_names}
+        """The prunable scope weights of a full trainable state, in its (the model's registration) order."""
+        return {name: tensor for name, tensor in state.items() if name in self.scope_names}
 
     def own_magnitude_masks(self) -> Masks:
         """IMP's next mask on this run's own trajectory: the previous round's weights ranked by magnitude."""
@@ -68,6 +79,7 @@ class MethodStrategy:
     prunes: ClassVar[bool] = True  # False: a dense run, round 0 only
     follows_imp: ClassVar[bool] = False  # a branch that needs an IMP run's masks (pruning.source_run)
     accepts_source: ClassVar[bool] = False  # may reuse a source run's dense round 0 (branches, oneshot)
+    prunes_at_rewind_point: ClassVar[bool] = False  # scores the rewind point: weight rewinding only (init, step)
 
     def next_masks(self, inputs: RoundInputs) -> Masks:
         raise NotImplementedError
