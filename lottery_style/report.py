@@ -25,7 +25,7 @@ Two verdicts per series:
 
 The loading and plotting functions are public so that a notebook can draw the
 same figures: ``load_runs(paths)``, ``group_runs(runs)``, ``aggregate(runs)``,
-``replicate_verdict(runs)``, ``error_figure(groups)``.
+``replicate_verdict(runs)``, ``error_figure(groups)`` (and ``remaining_axis`` for a figure of one's own).
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ import html
 import json
 import logging
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 from omegaconf import OmegaConf
 
 from lottery_style.atomic import atomic_write_json, atomic_write_text
@@ -51,7 +53,7 @@ from lottery_style.tickets import round_dir, summary_rows
 
 log = logging.getLogger(__name__)
 METRICS = ("sparsity", "E", "E_content", "E_style", "ssim", *(f"sparsity_{part}" for part in PARTS))
-METHOD_ORDER = ("imp", "oneshot", "random_reinit", "random_prune", "dense")
+METHOD_ORDER = ("imp", "oneshot", "snip", "synflow", "random_reinit", "random_prune", "snip_shuffled", "synflow_shuffled", "dense")
 
 
 class ReportError(ValueError):
@@ -214,23 +216,46 @@ def extreme_sparsity(runs: Sequence[Run]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- figures
+def remaining(sparsity: float) -> float:
+    """Weights remaining (%) of a sparsity: the x axis of lottery-ticket papers."""
+    return 100 * (1 - sparsity)
+
+
+def remaining_axis(axis: Axes, sparsities: Iterable[float]) -> None:
+    """The field's x axis: weights remaining (%) on a log scale, decreasing to the right, the schedule's points
+    (100, 80, 64, 51.2, ...) as its ticks, so the high sparsities where tickets and controls part stay readable."""
+    ticks = sorted({round(remaining(s), 6) for s in sparsities}, reverse=True)
+    axis.set_xscale("log")
+    axis.set_xlim(ticks[0] * 1.08, ticks[-1] / 1.08)
+    axis.xaxis.set_major_locator(FixedLocator(ticks))
+    axis.xaxis.set_major_formatter(FixedFormatter([f"{t:.3g}" for t in ticks]))
+    axis.xaxis.set_minor_locator(NullLocator())
+    axis.set_xlabel("weights remaining (%, log scale)")
+
+
 def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = ("E",), title: str = "") -> Figure:
-    """One panel per metric: a line per method (mean over seeds, shaded +-std) against sparsity, and the
-    dense round 0 (mean over every run) as a dashed line."""
+    """One panel per metric against weights remaining (:func:`remaining_axis`): a line per series (mean over
+    seeds, shaded +-std), the dense round 0 (mean over every run) dashed, and each series' extreme sparsity
+    across seeds (:func:`replicate_verdict`) as a dotted line in its colour."""
     figure = Figure(figsize=(5.5 * len(metrics), 4), layout="constrained")
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
+    sparsities = [row["sparsity"] for runs in methods.values() for run in runs for row in run.rows]
     for axis, metric in zip(axes, metrics):
         dense = [run.rows[0][metric] for runs in methods.values() for run in runs]
         axis.axhline(statistics.fmean(dense), color="black", linestyle="--", linewidth=1, label="dense (round 0)")
         for method, runs in methods.items():
             points = aggregate(runs)
-            x = [100 * p["sparsity_mean"] for p in points]
+            x = [remaining(p["sparsity_mean"]) for p in points]
             mean = [p[f"{metric}_mean"] for p in points]
             std = [p[f"{metric}_std"] for p in points]
             line = axis.plot(x, mean, marker="o", label=f"{method} (n={len(runs)})")[0]
             axis.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                               color=line.get_color(), alpha=0.2)  # fmt: skip
-        axis.set_xlabel("sparsity (%)")
+            extreme = replicate_verdict(runs)["extreme_sparsity"]
+            if extreme > 0:
+                axis.axvline(remaining(extreme), color=line.get_color(), linestyle=":", linewidth=1,
+                             label=f"{method} extreme: {100 * extreme:.1f}% sparse")  # fmt: skip
+        remaining_axis(axis, sparsities)
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
