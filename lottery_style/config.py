@@ -129,6 +129,15 @@ class ModelConfig:
 
 
 @dataclass
+class EarlyBirdConfig:
+    """``pruning=early_bird`` (You et al. 2020): when the dense round 0's magnitude mask stops changing."""
+
+    threshold: float = ranged(0.1, Range(low=0, high=1, low_open=True))  # the paper's epsilon
+    window: int = ranged(5, Range(low=1))  # consecutive distances below the threshold (the paper's FIFO of 5)
+    every: Optional[int] = None  # steps between masks; None: training.checkpoint_every
+
+
+@dataclass
 class PruningConfig:
     method: str = "imp"  # a registered method strategy (lottery_style/methods): imp, random_prune, ...
     rate: float = 0.2  # fraction of the remaining weights pruned per round
@@ -143,6 +152,7 @@ class PruningConfig:
     branches: list[str] = field(default_factory=list)  # IMP only: branches run after its last round, in its folder
     matching_tolerance: float = 0.0  # relative margin: matching if E <= E_dense * (1 + tol)
     seed: Optional[int] = None  # random masks and re-initialisations; None: the replicate seed (root `seed`)
+    early_bird: EarlyBirdConfig = field(default_factory=EarlyBirdConfig)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
@@ -122,6 +122,7 @@ class LotteryRun:
         self.rewind_point: dict[str, torch.Tensor] | None = None
         self.dense_weights: dict[str, torch.Tensor] | None = None
         self.datamodule: StylePairDataModule | None = None  # the run's, for pruning at initialisation's batch
+        self.round_zero_watch: list[Callback] = []  # the method's watch of round 0 (early-bird tickets)
 
     # ------------------------------------------------------------------ setup
     def build(self) -> tuple[StyleTransferModule, StylePairDataModule]:
@@ -223,6 +224,7 @@ class LotteryRun:
             source_masks=load_round_masks(round_dir(self.source, index)) if self.strategy.follows_imp else None,
             rewind_model=lambda: self.holding(model, self.rewind_point),
             training_batch=lambda: self.stream_batch(int(self.cfg.pruning.rewind_step)),
+            run_dir=self.run_dir,
         )
         masks = self.strategy.next_masks(inputs)
         model.load_state_dict(self.strategy.start_weights(inputs), strict=False)
@@ -275,6 +277,8 @@ class LotteryRun:
         round_info = {"round": index, "method": self.method, "sparsity": sparsity["total"]}
         logger = run_logger.round_logger(index, round_info)
         initial = trainable_state(model) if index == 0 else None
+        if index == 0:
+            self.round_zero_watch = self.strategy.round_zero_callbacks(self.cfg, self.sparsities[1:], list(masks), ticket_dir)
         for segment in round_segments(self.rewind, self.cfg.pruning.rewind_step, self.cfg.training.steps, index):
             if index == 0 and segment.end < self.cfg.training.steps:
                 self.train_to_rewind_step(model, datamodule, segment, mask_callback, ticket_dir, logger)
@@ -339,6 +343,8 @@ class LotteryRun:
         )
         speed = SpeedOptions(training.channels_last, training.compile, training.keep_freed_memory)
         callbacks = [mask_callback, StepSeed(self.cfg.seed, segment.start), checkpoint, speed]
+        if index == 0:
+            callbacks += self.round_zero_watch
         if training.progress_bar:
             callbacks.append(RichProgressBar())
         return Trainer(

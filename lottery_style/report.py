@@ -47,13 +47,21 @@ from omegaconf import OmegaConf
 
 from lottery_style.atomic import atomic_write_json, atomic_write_text
 from lottery_style.models import PARTS
+from lottery_style.report_early_bird import (
+    COMPARISON_HEADER,
+    comparison,
+    comparison_cells,
+    distance_figure,
+    early_bird_record,
+)
 from lottery_style.run_identity import REPLICATE_KEY, identity, schema_defaults
 from lottery_style.tickets import extreme_sparsity as _extreme
 from lottery_style.tickets import round_dir, summary_rows
 
 log = logging.getLogger(__name__)
 METRICS = ("sparsity", "E", "E_content", "E_style", "ssim", *(f"sparsity_{part}" for part in PARTS))
-METHOD_ORDER = ("imp", "oneshot", "snip", "synflow", "random_reinit", "random_prune", "snip_shuffled", "synflow_shuffled", "dense")
+METHOD_ORDER = ("imp", "early_bird", "oneshot", "snip", "synflow", "random_reinit", "random_prune",
+                "snip_shuffled", "synflow_shuffled", "dense")  # fmt: skip
 
 
 class ReportError(ValueError):
@@ -344,6 +352,19 @@ EXTREME_HEADER = ("series", "seeds", "seed values", "extreme sparsity per seed (
                   "extreme sparsity across seeds (mean E <= dense mean + 1 std)", "every lower sparsity matched")  # fmt: skip
 
 
+def _early_bird_section(model: str, runs: Sequence[Run], out_dir: Path, numbers: dict[str, Any]) -> str:
+    """Mask distance vs step and the early-bird tickets' E and cost beside IMP's (:mod:`.report_early_bird`)."""
+    early_bird_runs = [run for run in runs if early_bird_record(run) is not None]
+    if not early_bird_runs:
+        return ""
+    path = out_dir / f"early_bird_distance-{model}.png"
+    distance_figure(early_bird_runs, f"{model}: early-bird mask distance").savefig(path, dpi=120)
+    rows = comparison(early_bird_runs, runs)
+    numbers["early_bird_vs_imp"] = rows  # beside the series labels (one of which may be "early_bird")
+    return (f"<h3>Early-bird tickets (You et al. 2020): E and cost (training steps) beside IMP's</h3>{_image(path, path.name)}"
+            f"{_table(COMPARISON_HEADER, comparison_cells(rows))}")  # fmt: skip
+
+
 def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
     """Figures (PNG), ``report.json`` and a self-contained ``report.html`` in ``out_dir``; returns the page."""
     out_dir = Path(out_dir)
@@ -356,11 +377,12 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
         numbers[model] = {m: {"extreme": extreme_sparsity(r), "rounds": aggregate(r), "runs": [str(x.path) for x in r]}
                           for m, r in methods.items()}  # fmt: skip
         per_method = "".join(f"<h3>{html.escape(m)}</h3>{_table(ROUND_HEADER, _round_rows(r))}" for m, r in methods.items())
+        early_bird = _early_bird_section(model, [r for rs in methods.values() for r in rs], out_dir, numbers[model])
         sections.append(
             f"<h2>{html.escape(model)}</h2>{_image(curve, curve.name)}{_image(terms, terms.name)}"
             f"<h3>Extreme sparsity (per seed: mean ± std; across seeds: Chen et al. 2020)</h3>{_table(EXTREME_HEADER, _extreme_rows(methods))}"
             f"<h3>Rounds by sparsity (mean ± std over seeds; matching: seeds whose ticket matches)</h3>{per_method}"
-            f"<h3>Stylized grids (content | style | output)</h3>{''.join(_grids(methods))}"
+            f"{early_bird}<h3>Stylized grids (content | style | output)</h3>{''.join(_grids(methods))}"
         )
     run_rows = [[str(r.path), r.model, r.method, r.seed, len(r.rows)] for r in runs]  # every folder given, duplicates too
     page = (

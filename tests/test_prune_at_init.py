@@ -142,6 +142,6 @@ def test_a_branch_shares_imps_dense_round_and_schedule_and_hits_each_sparsity_ex
 
 def test_pruning_at_the_rewind_point_refuses_lr_rewinding_and_fine_tuning(tmp_path: Path) -> None:
     cfg = compose_train([*TINY, "pruning.branches=[synflow]", "pruning.rewind=lr", "pruning.rewind_step=1"], output_dir=tmp_path)
-    with pytest.raises(ConfigError, match=r"^pruning.rewind=lr is invalid for synflow, which prune at the rewind point: "
+    with pytest.raises(ConfigError, match=r"^pruning.rewind=lr is invalid for synflow, whose masks are drawn for the rewind point: "
                                           r"expected pruning.rewind=init or step$"):  # fmt: skip
         check_config(cfg)

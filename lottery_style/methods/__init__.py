@@ -2,6 +2,7 @@
 
 from lottery_style.methods import (
     dense,  # noqa: F401  (registers pruning.method=dense)
+    early_bird,  # noqa: F401  (registers pruning.method=early_bird)
     imp,  # noqa: F401  (registers pruning.method=imp)
     oneshot,  # noqa: F401  (registers pruning.method=oneshot)
     random_prune,  # noqa: F401  (registers random_prune, random_prune_own)

@@ -25,7 +25,7 @@ class PruningAtInitialisation(MethodStrategy):
     """A method that ranks the rewind point's weights; subclasses say how (:meth:`next_masks`)."""
 
     accepts_source = True
-    prunes_at_rewind_point = True
+    weight_rewinding_only = True
 
 
 def shuffled(method: type[PruningAtInitialisation]) -> type[PruningAtInitialisation]:

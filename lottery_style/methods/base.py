@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import torch
@@ -25,6 +26,9 @@ from lottery_style.config import Rewind
 from lottery_style.pruning.masks import Masks, magnitude_prune
 
 if TYPE_CHECKING:
+    from lightning.pytorch import Callback
+    from omegaconf import DictConfig
+
     from lottery_style.models.base import StyleTransferModule
 
 State = dict[str, Tensor]
@@ -46,6 +50,7 @@ class RoundInputs:
     returns the run's model holding the dense rewind point (the driver sets the
     round's own weights after :meth:`MethodStrategy.next_masks`), and
     ``training_batch`` the batch the training stream gives at the rewind point.
+    ``run_dir`` is the run's folder, for what a watch of its round 0 recorded.
     """
 
     index: int
@@ -62,6 +67,7 @@ class RoundInputs:
     source_masks: Masks | None = None
     rewind_model: Callable[[], StyleTransferModule] | None = None
     training_batch: Callable[[], dict[str, Tensor]] | None = None
+    run_dir: Path | None = None  # the run's folder: what its round 0 recorded (early-bird masks)
 
     def scope_of(self, state: State) -> State:
         """The prunable scope weights of a full trainable state, in its (the model's registration) order."""
@@ -79,10 +85,15 @@ class MethodStrategy:
     prunes: ClassVar[bool] = True  # False: a dense run, round 0 only
     follows_imp: ClassVar[bool] = False  # a branch that needs an IMP run's masks (pruning.source_run)
     accepts_source: ClassVar[bool] = False  # may reuse a source run's dense round 0 (branches, oneshot)
-    prunes_at_rewind_point: ClassVar[bool] = False  # scores the rewind point: weight rewinding only (init, step)
+    weight_rewinding_only: ClassVar[bool] = False  # its masks are drawn for the rewind point: rewind=init|step only
 
     def next_masks(self, inputs: RoundInputs) -> Masks:
         raise NotImplementedError
+
+    def round_zero_callbacks(self, cfg: DictConfig, targets: list[float], names: list[str], ticket_dir: Path) -> list[Callback]:
+        """Callbacks that watch the dense round 0 of a run (early-bird tickets), given the schedule's targets and
+        the scope's weight names; none by default."""
+        return []
 
     def start_weights(self, inputs: RoundInputs) -> State:
         """The round's weights before masking: the rewind point, or trained weights for LR rewinding and fine-tuning."""
