@@ -138,6 +138,14 @@ class EarlyBirdConfig:
 
 
 @dataclass
+class InstabilityConfig:
+    """``pruning.branches=[instability]`` (Frankle et al. 2020): two copies per mask, E along their straight path."""
+
+    points: int = ranged(11, Range(low=2))  # evenly spaced points of the path, both ends included
+    stream_seed: Optional[int] = None  # the second copy's training stream; None: the run's stream seed + 1
+
+
+@dataclass
 class PruningConfig:
     method: str = "imp"  # a registered method strategy (lottery_style/methods): imp, random_prune, ...
     rate: float = 0.2  # fraction of the remaining weights pruned per round
@@ -153,6 +161,7 @@ class PruningConfig:
     matching_tolerance: float = 0.0  # relative margin: matching if E <= E_dense * (1 + tol)
     seed: Optional[int] = None  # random masks and re-initialisations; None: the replicate seed (root `seed`)
     early_bird: EarlyBirdConfig = field(default_factory=EarlyBirdConfig)
+    instability: InstabilityConfig = field(default_factory=InstabilityConfig)
 
 
 @dataclass

@@ -140,6 +140,8 @@ class LotteryRun:
 
     # -------------------------------------------------------------- the loop
     def run(self) -> dict[str, Any]:
+        if self.strategy.analysis:  # a branch that analyses the followed run instead of training tickets
+            return self.strategy.analyse(self)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         model, datamodule = self.build()
         self.datamodule = datamodule

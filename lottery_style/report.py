@@ -25,7 +25,7 @@ Two verdicts per series:
 
 The loading and plotting functions are public so that a notebook can draw the
 same figures: ``load_runs(paths)``, ``group_runs(runs)``, ``aggregate(runs)``,
-``replicate_verdict(runs)``, ``error_figure(groups)`` (and ``remaining_axis`` for a figure of one's own).
+``replicate_verdict(runs)``, ``error_figure(groups)`` (and ``lottery_style.plot_axes.remaining_axis`` for a figure of one's own).
 """
 
 from __future__ import annotations
@@ -35,18 +35,17 @@ import html
 import json
 import logging
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 from omegaconf import OmegaConf
 
 from lottery_style.atomic import atomic_write_json, atomic_write_text
 from lottery_style.models import PARTS
+from lottery_style.plot_axes import remaining, remaining_axis
 from lottery_style.report_early_bird import (
     COMPARISON_HEADER,
     comparison,
@@ -54,6 +53,7 @@ from lottery_style.report_early_bird import (
     distance_figure,
     early_bird_record,
 )
+from lottery_style.report_instability import INSTABILITY_HEADER, instability_cells, instability_figure, instability_records
 from lottery_style.run_identity import REPLICATE_KEY, identity, schema_defaults
 from lottery_style.tickets import extreme_sparsity as _extreme
 from lottery_style.tickets import round_dir, summary_rows
@@ -224,23 +224,6 @@ def extreme_sparsity(runs: Sequence[Run]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- figures
-def remaining(sparsity: float) -> float:
-    """Weights remaining (%) of a sparsity: the x axis of lottery-ticket papers."""
-    return 100 * (1 - sparsity)
-
-
-def remaining_axis(axis: Axes, sparsities: Iterable[float]) -> None:
-    """The field's x axis: weights remaining (%) on a log scale, decreasing to the right, the schedule's points
-    (100, 80, 64, 51.2, ...) as its ticks, so the high sparsities where tickets and controls part stay readable."""
-    ticks = sorted({round(remaining(s), 6) for s in sparsities}, reverse=True)
-    axis.set_xscale("log")
-    axis.set_xlim(ticks[0] * 1.08, ticks[-1] / 1.08)
-    axis.xaxis.set_major_locator(FixedLocator(ticks))
-    axis.xaxis.set_major_formatter(FixedFormatter([f"{t:.3g}" for t in ticks]))
-    axis.xaxis.set_minor_locator(NullLocator())
-    axis.set_xlabel("weights remaining (%, log scale)")
-
-
 def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = ("E",), title: str = "") -> Figure:
     """One panel per metric against weights remaining (:func:`remaining_axis`): a line per series (mean over
     seeds, shaded +-std), the dense round 0 (mean over every run) dashed, and each series' extreme sparsity
@@ -365,6 +348,18 @@ def _early_bird_section(model: str, runs: Sequence[Run], out_dir: Path, numbers:
             f"{_table(COMPARISON_HEADER, comparison_cells(rows))}")  # fmt: skip
 
 
+def _instability_section(model: str, runs: Sequence[Run], out_dir: Path, numbers: dict[str, Any]) -> str:
+    """Barrier vs sparsity and vs k, E along the path (:mod:`.report_instability`)."""
+    records = instability_records(runs)
+    if not records:
+        return ""
+    path = out_dir / f"instability-{model}.png"
+    instability_figure(records, f"{model}: instability (linear mode connectivity)").savefig(path, dpi=120)
+    numbers["instability"] = records  # beside the series labels, none of which is "instability"
+    return (f"<h3>Instability analysis (Frankle et al. 2020): error barrier between two copies</h3>"
+            f"{_image(path, path.name)}{_table(INSTABILITY_HEADER, instability_cells(records))}")  # fmt: skip
+
+
 def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
     """Figures (PNG), ``report.json`` and a self-contained ``report.html`` in ``out_dir``; returns the page."""
     out_dir = Path(out_dir)
@@ -377,12 +372,14 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
         numbers[model] = {m: {"extreme": extreme_sparsity(r), "rounds": aggregate(r), "runs": [str(x.path) for x in r]}
                           for m, r in methods.items()}  # fmt: skip
         per_method = "".join(f"<h3>{html.escape(m)}</h3>{_table(ROUND_HEADER, _round_rows(r))}" for m, r in methods.items())
-        early_bird = _early_bird_section(model, [r for rs in methods.values() for r in rs], out_dir, numbers[model])
+        everyone = [r for rs in methods.values() for r in rs]
+        early_bird = _early_bird_section(model, everyone, out_dir, numbers[model])
+        instability = _instability_section(model, everyone, out_dir, numbers[model])
         sections.append(
             f"<h2>{html.escape(model)}</h2>{_image(curve, curve.name)}{_image(terms, terms.name)}"
             f"<h3>Extreme sparsity (per seed: mean ± std; across seeds: Chen et al. 2020)</h3>{_table(EXTREME_HEADER, _extreme_rows(methods))}"
             f"<h3>Rounds by sparsity (mean ± std over seeds; matching: seeds whose ticket matches)</h3>{per_method}"
-            f"{early_bird}<h3>Stylized grids (content | style | output)</h3>{''.join(_grids(methods))}"
+            f"{early_bird}{instability}<h3>Stylized grids (content | style | output)</h3>{''.join(_grids(methods))}"
         )
     run_rows = [[str(r.path), r.model, r.method, r.seed, len(r.rows)] for r in runs]  # every folder given, duplicates too
     page = (

@@ -127,6 +127,7 @@ def check_config(cfg: DictConfig) -> None:
     if training.checkpoint_every < 1:
         raise ConfigError(f"training.checkpoint_every={training.checkpoint_every} is invalid: expected >= 1")
     check_ranges(pruning.early_bird, "pruning.early_bird")
+    check_ranges(pruning.instability, "pruning.instability")
     if pruning.early_bird.every is not None and pruning.early_bird.every < 1:
         raise ConfigError(f"pruning.early_bird.every={pruning.early_bird.every} is invalid: expected >= 1, or null")
     if strategy.prunes:
@@ -187,6 +188,11 @@ def check_branches(cfg: DictConfig) -> None:
     """Which methods may follow which run: controls follow a finished IMP run, IMP trains its own rounds."""
     pruning = cfg.pruning
     strategy = method_strategy(str(pruning.method))
+    if strategy.analysis:
+        raise ConfigError(
+            f"pruning.method={pruning.method} is an analysis of an IMP run: expected pruning=imp "
+            f"pruning.branches=[{pruning.method}] (a finished IMP run's rounds are skipped, its branches run)"
+        )
     if pruning.branches and str(pruning.method) != "imp":
         raise ConfigError(f"pruning.branches={list(pruning.branches)} is for pruning.method=imp, not {pruning.method}")
     for name in pruning.branches:

@@ -51,7 +51,8 @@ if "ipykernel" not in sys.modules:
 import matplotlib.pyplot as plt
 
 from lottery_style.loggers import wandb_mode
-from lottery_style.report import error_figure, group_runs, load_runs, remaining, remaining_axis
+from lottery_style.plot_axes import remaining, remaining_axis
+from lottery_style.report import error_figure, group_runs, load_runs
 
 out = Path(FIGURES)
 out.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from lottery_style.methods import (
     dense,  # noqa: F401  (registers pruning.method=dense)
     early_bird,  # noqa: F401  (registers pruning.method=early_bird)
     imp,  # noqa: F401  (registers pruning.method=imp)
+    instability,  # noqa: F401  (registers the instability analysis)
     oneshot,  # noqa: F401  (registers pruning.method=oneshot)
     random_prune,  # noqa: F401  (registers random_prune, random_prune_own)
     random_reinit,  # noqa: F401  (registers random_reinit, random_reinit_own)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
@@ -28,6 +28,8 @@ from lottery_style.pruning.masks import Masks, magnitude_prune
 if TYPE_CHECKING:
     from lightning.pytorch import Callback
     from omegaconf import DictConfig
+
+    from lottery_style.lottery import LotteryRun
 
     from lottery_style.models.base import StyleTransferModule
 
@@ -86,8 +88,13 @@ class MethodStrategy:
     follows_imp: ClassVar[bool] = False  # a branch that needs an IMP run's masks (pruning.source_run)
     accepts_source: ClassVar[bool] = False  # may reuse a source run's dense round 0 (branches, oneshot)
     weight_rewinding_only: ClassVar[bool] = False  # its masks are drawn for the rewind point: rewind=init|step only
+    analysis: ClassVar[bool] = False  # an analysis of an IMP run (pruning.branches only), not a mask method
 
     def next_masks(self, inputs: RoundInputs) -> Masks:
+        raise NotImplementedError
+
+    def analyse(self, run: LotteryRun) -> dict[str, Any]:
+        """An analysis kind's whole branch run (it trains and evaluates with the driver's fits): its results."""
         raise NotImplementedError
 
     def round_zero_callbacks(self, cfg: DictConfig, targets: list[float], names: list[str], ticket_dir: Path) -> list[Callback]:
