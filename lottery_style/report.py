@@ -53,7 +53,12 @@ from lottery_style.report_early_bird import (
     distance_figure,
     early_bird_record,
 )
-from lottery_style.report_instability import INSTABILITY_HEADER, instability_cells, instability_figure, instability_records
+from lottery_style.report_instability import (
+    INSTABILITY_HEADER,
+    instability_cells,
+    instability_figure,
+    instability_records,
+)
 from lottery_style.run_identity import REPLICATE_KEY, identity, schema_defaults
 from lottery_style.tickets import extreme_sparsity as _extreme
 from lottery_style.tickets import round_dir, summary_rows

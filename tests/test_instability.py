@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from lottery_style.cli import main
+from lottery_style.conf_dir import CONF_DIR
 from lottery_style.evaluation import evaluate
 from lottery_style.instability import barrier, interpolate
 from lottery_style.lottery import LotteryRun
@@ -112,3 +114,11 @@ def test_the_report_draws_the_barrier_and_an_analysis_alone_is_refused(imp, tmp_
     assert [r["barrier"] for r in numbers["instability"]] == [r["barrier"] for r in records(run)]
     with pytest.raises(ConfigError, match=r"^pruning.method=instability is an analysis of an IMP run: expected pruning=imp"):
         check_config(compose_train([*TINY, "pruning.method=instability", f"pruning.source_run={run}"], output_dir=tmp_path))
+
+
+def test_the_recipe_sweeps_the_rewind_step_of_adain_imp_with_the_instability_branch() -> None:
+    cfg = compose_train(["experiment=instability"])
+    assert cfg.model.name == "adain" and cfg.pruning.method == "imp" and list(cfg.pruning.branches) == ["instability"]
+    assert str(cfg.pruning.rewind) == "step" and cfg.training.steps == 160_000
+    recipe = OmegaConf.load(CONF_DIR / "experiment" / "instability.yaml")
+    assert recipe.hydra.sweeper.params["pruning.rewind_step"] == "0,1600,4000,8000,16000"  # 0-10% of a round

@@ -10,6 +10,12 @@ Branches (open_lth's word) are methods that follow an IMP run: they take its
 masks (or its per-layer counts) round by round and reuse its dense round 0 and
 rewind point instead of training their own, so a control differs from the
 ticket it controls only in what it is meant to test.
+
+Two optional hooks serve what is not a per-round mask rule:
+:meth:`MethodStrategy.round_zero_callbacks` watches the dense round 0 (the
+early-bird ticket's mask distance), and an ``analysis`` kind replaces the
+branch run by its own measurement (:meth:`MethodStrategy.analyse`, the
+instability analysis), reusing the driver's fits.
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from lottery_style.lottery import LotteryRun
-
     from lottery_style.models.base import StyleTransferModule
 
 State = dict[str, Tensor]
