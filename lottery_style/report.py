@@ -95,12 +95,13 @@ class Run:
 
 # ----------------------------------------------------------------- loading
 def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
-    """Each path is a run folder (it has ``round_00``) or a folder holding run folders at any depth (a sweep)."""
+    """Each path is a run folder (it has ``round_00``; its branches in ``branches/<method>/`` come with it) or a
+    folder holding run folders at any depth (a sweep)."""
     found: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
             raise ReportError(f"run folder {path} does not exist")
-        runs = [path] if (path / "round_00").is_dir() else sorted(p.parent for p in path.rglob("round_00") if p.is_dir())
+        runs = sorted(p.parent for p in path.rglob("round_00") if p.is_dir())  # a run, its branches, or a sweep
         if not runs:
             raise ReportError(f"{path} holds no run folder: expected a folder with round_00/ inside (or a sweep of them)")
         found += [run for run in runs if run not in found]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from lottery_style.cli import main
 from lottery_style.config import Rewind
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.lottery import LotteryRun
@@ -145,3 +147,10 @@ def test_pruning_at_the_rewind_point_refuses_lr_rewinding_and_fine_tuning(tmp_pa
     with pytest.raises(ConfigError, match=r"^pruning.rewind=lr is invalid for synflow, whose masks are drawn for the rewind point: "
                                           r"expected pruning.rewind=init or step$"):  # fmt: skip
         check_config(cfg)
+
+
+def test_the_report_of_an_imp_run_shows_its_branches_beside_it(imp_with_branches: Path, tmp_path: Path) -> None:
+    assert main(["report", str(imp_with_branches), "--out", str(tmp_path)]) == 0
+    numbers = json.loads((tmp_path / "report.json").read_text())["adain"]
+    assert sorted(numbers) == ["imp", "snip", "snip_shuffled", "synflow", "synflow_shuffled"]
+    assert numbers["snip"]["runs"] == [str(imp_with_branches / "branches" / "snip")]
