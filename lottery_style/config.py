@@ -138,6 +138,23 @@ class ModelConfig:
 
 
 @dataclass
+class EarlyBirdConfig:
+    """``pruning=early_bird`` (You et al. 2020): when the dense round 0's magnitude mask stops changing."""
+
+    threshold: float = ranged(0.1, Range(low=0, high=1, low_open=True))  # the paper's epsilon
+    window: int = ranged(5, Range(low=1))  # consecutive distances below the threshold (the paper's FIFO of 5)
+    every: Optional[int] = None  # steps between masks; None: training.checkpoint_every
+
+
+@dataclass
+class InstabilityConfig:
+    """``pruning.branches=[instability]`` (Frankle et al. 2020): two copies per mask, E along their straight path."""
+
+    points: int = ranged(11, Range(low=2))  # evenly spaced points of the path, both ends included
+    stream_seed: Optional[int] = None  # the second copy's training stream; None: the run's stream seed + 1
+
+
+@dataclass
 class PruningConfig:
     method: str = "imp"  # a registered method strategy (lottery_style/methods): imp, random_prune, ...
     rate: float = 0.2  # fraction of the remaining weights pruned per round
@@ -152,6 +169,8 @@ class PruningConfig:
     branches: list[str] = field(default_factory=list)  # IMP only: branches run after its last round, in its folder
     matching_tolerance: float = 0.0  # relative margin: matching if E <= E_dense * (1 + tol)
     seed: Optional[int] = None  # random masks and re-initialisations; None: the replicate seed (root `seed`)
+    early_bird: EarlyBirdConfig = field(default_factory=EarlyBirdConfig)
+    instability: InstabilityConfig = field(default_factory=InstabilityConfig)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
@@ -131,6 +131,8 @@ class LotteryRun:
         self.rewind_point: dict[str, torch.Tensor] | None = None
         self.dense_weights: dict[str, torch.Tensor] | None = None
         self.dense_E = float("nan")  # round 0's test error, the matching reference of every round line
+        self.datamodule: StylePairDataModule | None = None  # the run's, for pruning at initialisation's batch
+        self.round_zero_watch: list[Callback] = []  # the method's watch of round 0 (early-bird tickets)
 
     # ------------------------------------------------------------------ setup
     def build(self) -> tuple[StyleTransferModule, StylePairDataModule]:
@@ -148,8 +150,11 @@ class LotteryRun:
 
     # -------------------------------------------------------------- the loop
     def run(self) -> dict[str, Any]:
+        if self.strategy.analysis:  # a branch that analyses the followed run instead of training tickets
+            return self.strategy.analyse(self)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         model, datamodule = self.build()
+        self.datamodule = datamodule
         run_logger = build_run_logger(self.cfg, self.run_dir)
         state = RoundState(masks=dense_masks(self.scope_weights(model)))
         for index, target in enumerate(self.sparsities):
@@ -246,11 +251,32 @@ class LotteryRun:
             generator=torch.Generator().manual_seed(self.control_seed * 1_000 + index),
             fresh_state=lambda: self.fresh_scope_state(model, index),
             source_masks=load_round_masks(round_dir(self.source, index)) if self.strategy.follows_imp else None,
+            rewind_model=lambda: self.holding(model, self.rewind_point),
+            training_batch=lambda: self.stream_batch(int(self.cfg.pruning.rewind_step)),
+            run_dir=self.run_dir,
         )
         masks = self.strategy.next_masks(inputs)
         model.load_state_dict(self.strategy.start_weights(inputs), strict=False)
         apply_masks(self.scope_weights(model), masks)
         return masks
+
+    @staticmethod
+    def holding(model: StyleTransferModule, weights: dict[str, torch.Tensor]) -> StyleTransferModule:
+        """``model`` with ``weights`` loaded (for scoring them; the round then loads its own start)."""
+        model.load_state_dict(weights, strict=False)
+        return model
+
+    def stream_batch(self, step: int) -> dict[str, torch.Tensor]:
+        """Batch ``step`` of the training stream as rank 0 sees it, so every DDP rank scores the same batch."""
+        assert self.datamodule is not None
+        datamodule = self.datamodule
+        datamodule.setup("fit")
+        saved = datamodule.start_step, datamodule.trainer
+        datamodule.start_step, datamodule.trainer = step, None
+        try:
+            return next(iter(datamodule.train_dataloader()))
+        finally:
+            datamodule.start_step, datamodule.trainer = saved
 
     def fresh_scope_state(self, model: StyleTransferModule, index: int) -> dict[str, torch.Tensor]:
         """Newly initialised weights of the pruned parts, in the run's own encoder layout.
@@ -280,6 +306,8 @@ class LotteryRun:
         round_info = {"round": index, "method": self.method, "sparsity": sparsity["total"]}
         logger = run_logger.round_logger(index, round_info)
         initial = trainable_state(model) if index == 0 else None
+        if index == 0:
+            self.round_zero_watch = self.strategy.round_zero_callbacks(self.cfg, self.sparsities[1:], list(masks), ticket_dir)
         for segment in round_segments(self.rewind, self.cfg.pruning.rewind_step, self.cfg.training.steps, index):
             if index == 0 and segment.end < self.cfg.training.steps:
                 self.train_to_rewind_step(model, datamodule, segment, mask_callback, ticket_dir, logger)
@@ -344,6 +372,8 @@ class LotteryRun:
         )
         speed = SpeedOptions(training.channels_last, training.compile, training.keep_freed_memory)
         callbacks = [mask_callback, StepSeed(self.cfg.seed, segment.start), checkpoint, speed]
+        if index == 0:
+            callbacks += self.round_zero_watch
         if training.progress_bar:
             callbacks.append(RichProgressBar())
         return Trainer(

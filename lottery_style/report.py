@@ -25,7 +25,7 @@ Two verdicts per series:
 
 The loading and plotting functions are public so that a notebook can draw the
 same figures: ``load_runs(paths)``, ``group_runs(runs)``, ``aggregate(runs)``,
-``replicate_verdict(runs)``, ``error_figure(groups)``.
+``replicate_verdict(runs)``, ``error_figure(groups)`` (and ``lottery_style.plot_axes.remaining_axis`` for a figure of one's own).
 """
 
 from __future__ import annotations
@@ -45,13 +45,28 @@ from omegaconf import OmegaConf
 
 from lottery_style.atomic import atomic_write_json, atomic_write_text
 from lottery_style.models import PARTS
+from lottery_style.plot_axes import remaining, remaining_axis
+from lottery_style.report_early_bird import (
+    COMPARISON_HEADER,
+    comparison,
+    comparison_cells,
+    distance_figure,
+    early_bird_record,
+)
+from lottery_style.report_instability import (
+    INSTABILITY_HEADER,
+    instability_cells,
+    instability_figure,
+    instability_records,
+)
 from lottery_style.run_identity import REPLICATE_KEY, identity, schema_defaults
 from lottery_style.tickets import extreme_sparsity as _extreme
 from lottery_style.tickets import round_dir, summary_rows
 
 log = logging.getLogger(__name__)
 METRICS = ("sparsity", "E", "E_content", "E_style", "ssim", "structure", *(f"sparsity_{part}" for part in PARTS))
-METHOD_ORDER = ("imp", "oneshot", "random_reinit", "random_prune", "dense")
+METHOD_ORDER = ("imp", "early_bird", "oneshot", "snip", "synflow", "random_reinit", "random_prune",
+                "snip_shuffled", "synflow_shuffled", "dense")  # fmt: skip
 
 
 class ReportError(ValueError):
@@ -80,12 +95,13 @@ class Run:
 
 # ----------------------------------------------------------------- loading
 def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
-    """Each path is a run folder (it has ``round_00``) or a folder holding run folders at any depth (a sweep)."""
+    """Each path is a run folder (it has ``round_00``; its branches in ``branches/<method>/`` come with it) or a
+    folder holding run folders at any depth (a sweep)."""
     found: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
             raise ReportError(f"run folder {path} does not exist")
-        runs = [path] if (path / "round_00").is_dir() else sorted(p.parent for p in path.rglob("round_00") if p.is_dir())
+        runs = sorted(p.parent for p in path.rglob("round_00") if p.is_dir())  # a run, its branches, or a sweep
         if not runs:
             raise ReportError(f"{path} holds no run folder: expected a folder with round_00/ inside (or a sweep of them)")
         found += [run for run in runs if run not in found]
@@ -215,22 +231,28 @@ def extreme_sparsity(runs: Sequence[Run]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- figures
 def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = ("E",), title: str = "") -> Figure:
-    """One panel per metric: a line per method (mean over seeds, shaded +-std) against sparsity, and the
-    dense round 0 (mean over every run) as a dashed line."""
+    """One panel per metric against weights remaining (:func:`remaining_axis`): a line per series (mean over
+    seeds, shaded +-std), the dense round 0 (mean over every run) dashed, and each series' extreme sparsity
+    across seeds (:func:`replicate_verdict`) as a dotted line in its colour."""
     figure = Figure(figsize=(5.5 * len(metrics), 4), layout="constrained")
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
+    sparsities = [row["sparsity"] for runs in methods.values() for run in runs for row in run.rows]
     for axis, metric in zip(axes, metrics):
         dense = [run.rows[0][metric] for runs in methods.values() for run in runs]
         axis.axhline(statistics.fmean(dense), color="black", linestyle="--", linewidth=1, label="dense (round 0)")
         for method, runs in methods.items():
             points = aggregate(runs)
-            x = [100 * p["sparsity_mean"] for p in points]
+            x = [remaining(p["sparsity_mean"]) for p in points]
             mean = [p[f"{metric}_mean"] for p in points]
             std = [p[f"{metric}_std"] for p in points]
             line = axis.plot(x, mean, marker="o", label=f"{method} (n={len(runs)})")[0]
             axis.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                               color=line.get_color(), alpha=0.2)  # fmt: skip
-        axis.set_xlabel("sparsity (%)")
+            extreme = replicate_verdict(runs)["extreme_sparsity"]
+            if extreme > 0:
+                axis.axvline(remaining(extreme), color=line.get_color(), linestyle=":", linewidth=1,
+                             label=f"{method} extreme: {100 * extreme:.1f}% sparse")  # fmt: skip
+        remaining_axis(axis, sparsities)
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
@@ -321,6 +343,31 @@ EXTREME_HEADER = ("series", "seeds", "seed values", "extreme sparsity per seed (
                   "extreme sparsity across seeds (mean E <= dense mean + 1 std)", "every lower sparsity matched")  # fmt: skip
 
 
+def _early_bird_section(model: str, runs: Sequence[Run], out_dir: Path, numbers: dict[str, Any]) -> str:
+    """Mask distance vs step and the early-bird tickets' E and cost beside IMP's (:mod:`.report_early_bird`)."""
+    early_bird_runs = [run for run in runs if early_bird_record(run) is not None]
+    if not early_bird_runs:
+        return ""
+    path = out_dir / f"early_bird_distance-{model}.png"
+    distance_figure(early_bird_runs, f"{model}: early-bird mask distance").savefig(path, dpi=120)
+    rows = comparison(early_bird_runs, runs)
+    numbers["early_bird_vs_imp"] = rows  # beside the series labels (one of which may be "early_bird")
+    return (f"<h3>Early-bird tickets (You et al. 2020): E and cost (training steps) beside IMP's</h3>{_image(path, path.name)}"
+            f"{_table(COMPARISON_HEADER, comparison_cells(rows))}")  # fmt: skip
+
+
+def _instability_section(model: str, runs: Sequence[Run], out_dir: Path, numbers: dict[str, Any]) -> str:
+    """Barrier vs sparsity and vs k, E along the path (:mod:`.report_instability`)."""
+    records = instability_records(runs)
+    if not records:
+        return ""
+    path = out_dir / f"instability-{model}.png"
+    instability_figure(records, f"{model}: instability (linear mode connectivity)").savefig(path, dpi=120)
+    numbers["instability"] = records  # beside the series labels, none of which is "instability"
+    return (f"<h3>Instability analysis (Frankle et al. 2020): error barrier between two copies</h3>"
+            f"{_image(path, path.name)}{_table(INSTABILITY_HEADER, instability_cells(records))}")  # fmt: skip
+
+
 def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
     """Figures (PNG), ``report.json`` and a self-contained ``report.html`` in ``out_dir``; returns the page."""
     out_dir = Path(out_dir)
@@ -337,11 +384,14 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
         numbers[model] = {m: {"extreme": extreme_sparsity(r), "rounds": aggregate(r), "runs": [str(x.path) for x in r]}
                           for m, r in methods.items()}  # fmt: skip
         per_method = "".join(f"<h3>{html.escape(m)}</h3>{_table(ROUND_HEADER, _round_rows(r))}" for m, r in methods.items())
+        everyone = [r for rs in methods.values() for r in rs]
+        early_bird = _early_bird_section(model, everyone, out_dir, numbers[model])
+        instability = _instability_section(model, everyone, out_dir, numbers[model])
         sections.append(
             f"<h2>{html.escape(model)}</h2>{''.join(_image(figure, figure.name) for figure in figures)}"
             f"<h3>Extreme sparsity (per seed: mean ± std; across seeds: Chen et al. 2020)</h3>{_table(EXTREME_HEADER, _extreme_rows(methods))}"
             f"<h3>Rounds by sparsity (mean ± std over seeds; matching: seeds whose ticket matches)</h3>{per_method}"
-            f"<h3>Stylized grids (content | style | output)</h3>{''.join(_grids(methods))}"
+            f"{early_bird}{instability}<h3>Stylized grids (content | style | output)</h3>{''.join(_grids(methods))}"
         )
     run_rows = [[str(r.path), r.model, r.method, r.seed, len(r.rows)] for r in runs]  # every folder given, duplicates too
     page = (

@@ -126,6 +126,10 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"training.steps={training.steps} is invalid: expected a positive number of steps")
     if training.checkpoint_every < 1:
         raise ConfigError(f"training.checkpoint_every={training.checkpoint_every} is invalid: expected >= 1")
+    check_ranges(pruning.early_bird, "pruning.early_bird")
+    check_ranges(pruning.instability, "pruning.instability")
+    if pruning.early_bird.every is not None and pruning.early_bird.every < 1:
+        raise ConfigError(f"pruning.early_bird.every={pruning.early_bird.every} is invalid: expected >= 1, or null")
     if strategy.prunes:
         if not 0.0 < pruning.rate < 1.0:
             raise ConfigError(f"pruning.rate={pruning.rate} is invalid: expected a fraction in (0, 1)")
@@ -171,12 +175,24 @@ def check_rewinding(cfg: DictConfig) -> None:
         )
     if not 0 <= k < steps:
         raise ConfigError(f"pruning.rewind_step={k} is invalid: expected 0 <= k < training.steps={steps}")
+    methods = [str(name) for name in (cfg.pruning.method, *cfg.pruning.branches)]
+    at_rewind_point = [name for name in methods if name in METHODS and METHODS[name].weight_rewinding_only]
+    if at_rewind_point and rewind not in (Rewind.init, Rewind.step):
+        raise ConfigError(
+            f"pruning.rewind={rewind} is invalid for {', '.join(at_rewind_point)}, whose masks are drawn for the rewind point: "
+            "expected pruning.rewind=init or step"
+        )
 
 
 def check_branches(cfg: DictConfig) -> None:
     """Which methods may follow which run: controls follow a finished IMP run, IMP trains its own rounds."""
     pruning = cfg.pruning
     strategy = method_strategy(str(pruning.method))
+    if strategy.analysis:
+        raise ConfigError(
+            f"pruning.method={pruning.method} is an analysis of an IMP run: expected pruning=imp "
+            f"pruning.branches=[{pruning.method}] (a finished IMP run's rounds are skipped, its branches run)"
+        )
     if pruning.branches and str(pruning.method) != "imp":
         raise ConfigError(f"pruning.branches={list(pruning.branches)} is for pruning.method=imp, not {pruning.method}")
     for name in pruning.branches:

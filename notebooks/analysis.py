@@ -17,8 +17,9 @@
 # Reads run folders written by `lottery-style` (IMP and its controls, single runs or whole
 # multirun sweeps) and draws, per model:
 #
-# 1. the test error E against sparsity for IMP and each control, with the dense model's E and
-#    each method's extreme sparsity (the highest sparsity that still matches) marked;
+# 1. the test error E against the weights remaining (%, log scale, the schedule's points as ticks: the
+#    field's convention) for IMP and each control, with the dense model's E and each method's extreme
+#    sparsity (the highest sparsity that still matches) marked;
 # 2. the sparsity of each part (encoder, transform, decoder) in every round;
 # 3. the stylized grids of the fixed evaluation pairs across rounds.
 #
@@ -50,7 +51,8 @@ if "ipykernel" not in sys.modules:
 import matplotlib.pyplot as plt
 
 from lottery_style.loggers import wandb_mode
-from lottery_style.report import error_figure, extreme_sparsity, group_runs, load_runs
+from lottery_style.plot_axes import remaining, remaining_axis
+from lottery_style.report import error_figure, group_runs, load_runs
 
 out = Path(FIGURES)
 out.mkdir(parents=True, exist_ok=True)
@@ -59,17 +61,12 @@ groups = group_runs(runs)
 print(f"{len(runs)} runs: " + ", ".join(f"{model}: {', '.join(methods)}" for model, methods in groups.items()))
 
 # %% [markdown]
-# ## E vs sparsity, IMP against the controls
-# Mean over seeds (shaded: ± std), the dense round 0 dashed, each method's extreme sparsity dotted.
+# ## E vs weights remaining, IMP against the controls
+# Mean over seeds (shaded: ± std), the dense round 0 dashed, each method's extreme sparsity across seeds dotted.
 
 # %%
 for model, methods in groups.items():
     figure = error_figure(methods, title=model)
-    axis = figure.axes[0]
-    for line, (method, method_runs) in zip(axis.get_lines()[1:], methods.items()):
-        extreme = extreme_sparsity(method_runs)["extreme_sparsity"]["mean"]
-        axis.axvline(100 * extreme, color=line.get_color(), linestyle=":", label=f"{method} extreme {100 * extreme:.1f}%")
-    axis.legend(fontsize="small")
     figure.savefig(out / f"error_vs_sparsity_{model}.png", dpi=120)
 figure
 
@@ -132,8 +129,9 @@ if points:
     figure, axis = plt.subplots(figsize=(5.5, 4), layout="constrained")
     for job_type in sorted({p[0] for p in points}):
         chosen = sorted((s, e) for j, s, e in points if j == job_type)
-        axis.plot([100 * s for s, _ in chosen], [e for _, e in chosen], marker="o", label=job_type)
-    axis.set(title=f"W&B {WANDB_GROUP}", xlabel="sparsity (%)", ylabel="E")
+        axis.plot([remaining(s) for s, _ in chosen], [e for _, e in chosen], marker="o", label=job_type)
+    remaining_axis(axis, [p[1] for p in points])
+    axis.set(title=f"W&B {WANDB_GROUP}", ylabel="E")
     axis.legend()
     figure.savefig(out / "wandb_error_vs_sparsity.png", dpi=120)
 

@@ -9,6 +9,8 @@ from lottery_style.pruning.masks import (
     overall_sparsity,
     random_prune_global,
     random_prune_like,
+    score_prune,
+    shuffle_within_layers,
     sparsity_report,
     sparsity_schedule,
 )
@@ -22,6 +24,8 @@ __all__ = [
     "overall_sparsity",
     "random_prune_global",
     "random_prune_like",
+    "score_prune",
+    "shuffle_within_layers",
     "sparsity_report",
     "sparsity_schedule",
 ]

@@ -128,7 +128,9 @@ def _prune_pool(
     if wanted < pruned_now:
         current = pruned_now / alive.numel()
         raise ValueError(f"target sparsity {target_sparsity} is below the current sparsity {current:.6f}")
-    flat_scores = _flat_cat(scores.values(), device).float()
+    flat_scores = _flat_cat(scores.values(), device)
+    if flat_scores.dtype != torch.float64:  # SynFlow's float64 scores keep their precision
+        flat_scores = flat_scores.float()
     if by_magnitude:
         flat_scores.abs_()
     return _split(_prune_lowest(flat_scores, alive, wanted - pruned_now), scores)
@@ -165,6 +167,24 @@ def magnitude_prune(
     _check_matching(masks, weights, "weights")
     ordered = {name: weights[name] for name in masks}
     return _prune_by(ordered, masks, target_sparsity, layerwise=layerwise, by_magnitude=True)
+
+
+def score_prune(
+    scores: Mapping[str, Tensor], masks: Mapping[str, Tensor], target_sparsity: float, layerwise: bool = False
+) -> Masks:
+    """Prune the lowest-scoring survivors until exactly ``round(target * N)`` entries are pruned.
+
+    For saliency scores (SNIP, SynFlow), where a high score means keep; the
+    ranking is global unless ``layerwise``, as for :func:`magnitude_prune`.
+    """
+    _check_matching(masks, scores, "scores")
+    ordered = {name: scores[name] for name in masks}
+    return _prune_by(ordered, masks, target_sparsity, layerwise=layerwise, by_magnitude=False)
+
+
+def shuffle_within_layers(masks: Mapping[str, Tensor], generator: torch.Generator) -> Masks:
+    """Each layer's survivors moved to random positions of that layer, its count kept (Frankle et al. 2021)."""
+    return random_prune_like(kept_counts(masks), dense_masks(masks), generator)
 
 
 def random_prune_global(masks: Mapping[str, Tensor], target_sparsity: float, generator: torch.Generator) -> Masks:

@@ -1,0 +1,63 @@
+"""The Lightning side of early-bird tickets: watch the dense round 0 and keep its record.
+
+Every ``every`` steps of round 0 (counted along the whole round, across the
+split at a rewind step) the watch ranks the scope's weights by magnitude at
+each target sparsity of the schedule and feeds each :class:`EarlyBird`. The
+trackers travel in Lightning checkpoints, so a resumed round 0 continues its
+record; at the end of every fit rank 0 writes ``early_bird.pt`` (the masks)
+and ``early_bird.json`` (distances, draw steps, the cost in steps) into the
+round folder, where the method and the report read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from lottery_style.atomic import atomic_torch_save, atomic_write_json, load_tensors
+from lottery_style.pruning.early_bird import EarlyBird
+from lottery_style.pruning.masks import dense_masks, magnitude_prune
+
+RECORD = "early_bird.pt"
+SUMMARY = "early_bird.json"
+
+
+class EarlyBirdWatch(Callback):
+    def __init__(self, trackers: list[EarlyBird], names: list[str], every: int, layerwise: bool, ticket_dir: Path,
+                 costs: dict[str, int]):  # fmt: skip
+        self.trackers = trackers
+        self.names = names
+        self.every = every
+        self.layerwise = layerwise
+        self.ticket_dir = ticket_dir
+        self.costs = costs  # round_zero_steps, ticket_steps: for the report's cost comparison
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = trainer.datamodule.start_step + trainer.global_step  # the step of round 0 just completed
+        if step % self.every:
+            return
+        weights = {name: p.detach() for group in pl_module.prunable_weights().values() for name, p in group.items()}
+        scope = {name: weights[name] for name in self.names}
+        for tracker in self.trackers:
+            tracker.observe(step, {n: m.cpu() for n, m in magnitude_prune(scope, dense_masks(scope), tracker.target, self.layerwise).items()})
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.ticket_dir.mkdir(parents=True, exist_ok=True)
+            atomic_torch_save([asdict(tracker) for tracker in self.trackers], self.ticket_dir / RECORD)
+            atomic_write_json(self.ticket_dir / SUMMARY, {**self.costs, "every": self.every,
+                                                          "targets": [t.summary() for t in self.trackers]})  # fmt: skip
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"trackers": [asdict(tracker) for tracker in self.trackers]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.trackers = [EarlyBird(**tracker) for tracker in state_dict["trackers"]]
+
+
+def load_trackers(ticket_dir: Path) -> list[EarlyBird]:
+    """Round 0's trackers as the watch left them."""
+    return [EarlyBird(**tracker) for tracker in load_tensors(ticket_dir / RECORD)]
