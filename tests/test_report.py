@@ -62,8 +62,8 @@ def test_report_figures_and_extreme_sparsity_equal_the_runs_summaries(runs, tmp_
         assert cells[2] == f"{100 * verdict['extreme_sparsity']:.2f}%"
         rows = summary(run)["rounds"]
         assert [p["E_mean"] for p in numbers[method]["rounds"]] == [r["E"] for r in rows]
-    # self-contained: both figures and the grids (dense + one per method) are embedded
-    assert page.count('src="data:image/png;base64,') == 2 + 1 + len(runs)
+    # self-contained: the three figures and the grids (dense + one per method) are embedded
+    assert page.count('src="data:image/png;base64,') == 3 + 1 + len(runs)  # E, terms, structure; grids
     assert "src=\"http" not in page and "src='" not in page
 
 
