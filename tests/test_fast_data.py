@@ -19,7 +19,7 @@ from lottery_style.config import DataConfig, Decode
 from lottery_style.data import DataError, PairDataset, SkippedImageWarning, StylePairDataModule, list_images
 from lottery_style.data.crops import resized_crop
 from lottery_style.data.prepare import prepare_folder
-from lottery_style.data.prepared import MANIFEST
+from lottery_style.data.prepared import MANIFEST, read_prepared
 from lottery_style.run_identity import is_result_key
 from tests.conftest import compose_train
 
@@ -88,14 +88,21 @@ def draws(dataset: PairDataset, count: int = 24) -> list[tuple]:
 
 def test_every_path_draws_todays_files_and_positions_with_its_stated_pixels(folders: tuple[Path, Path], tmp_path: Path) -> None:
     content, style = (list_images(folder, role) for folder, role in zip(folders, ("content", "style")))
-    pil = draws(PairDataset(content, style, LOAD, CROP, seed=5, decode=Decode.pil))
-    draft = draws(PairDataset(content, style, LOAD, CROP, seed=5, decode=Decode.draft))
-    prepared_dirs = [prepare_folder(folder, tmp_path / f"prepared-{i}", LOAD, workers=1, progress=False) and tmp_path / f"prepared-{i}" for i, folder in enumerate(folders)]
-    manifests = [json.loads((folder / MANIFEST).read_text()) for folder in prepared_dirs]
-    targets = {role: [None if rel in m["unreadable"] else folder / f"{rel}.npy" for rel in m["files"]]
-               for role, folder, m in zip(("content", "style"), prepared_dirs, manifests)}  # fmt: skip
-    prepared = draws(PairDataset(content, style, LOAD, CROP, seed=5, prepared=targets))
-    assert any(s.index == style.index(folders[1] / "broken.jpg") for _, s in pil) is False  # never served
+    targets = {}
+    for role, folder, files in zip(("content", "style"), folders, (content, style)):
+        prepare_folder(folder, tmp_path / f"prepared-{role}", LOAD, workers=1, progress=False)
+        prepared_folder = read_prepared(tmp_path / f"prepared-{role}")
+        assert prepared_folder is not None and prepared_folder.sources() == files
+        targets[role] = prepared_folder.targets()
+    datasets = [
+        PairDataset(content, style, LOAD, CROP, seed=5, decode=Decode.pil),
+        PairDataset(content, style, LOAD, CROP, seed=5, decode=Decode.draft),
+        PairDataset(content, style, LOAD, CROP, seed=5, prepared=targets),
+    ]
+    pil, draft, prepared = (draws(dataset) for dataset in datasets)
+    broken = folders[1] / "broken.jpg"
+    for dataset in datasets:  # drawn, skipped and replaced by the next draw on every path
+        assert dataset.sources["style"].reader.unreadable == {broken}  # type: ignore[attr-defined]
     for today, fast, sliced in zip(pil, draft, prepared):
         for role, files, a, b, c in zip(("content", "style"), (content, style), today, fast, sliced):
             assert (a.index, a.top, a.left) == (b.index, b.top, b.left) == (c.index, c.top, c.left)
@@ -123,9 +130,11 @@ def test_preparation_is_resumable_and_counts_bad_files(folders: tuple[Path, Path
     assert array.dtype == np.uint8 and np.array_equal(array, expected)
     with pytest.raises(DataError, match=rf"^--size 128 differs from {target}'s size {LOAD}: [^\n]*$"):
         prepare_folder(source, target, 128, workers=1, progress=False)
+    with pytest.raises(DataError, match=rf"^DST {source / 'prepared'} lies inside SRC {source}: [^\n]*$"):
+        prepare_folder(source, source / "prepared", LOAD, workers=1, progress=False)
 
 
-def batches(cfg: DataConfig, count: int = 3) -> list[dict[str, torch.Tensor]]:
+def batches(cfg: DataConfig, count: int = 3) -> tuple[list[dict[str, torch.Tensor]], StylePairDataModule]:
     datamodule = StylePairDataModule(cfg, steps_per_epoch=count, stream_seed=11)
     datamodule.setup("fit")
     with warnings.catch_warnings():
