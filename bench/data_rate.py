@@ -33,7 +33,6 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -136,7 +135,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--load", type=int, default=512, help="data.load_size")
     parser.add_argument("--crop", type=int, default=256, help="data.crop_size")
-    parser.add_argument("--gpu-steps-per-s", type=float, default=100.0, help="training steps per second the GPU(s) take")
+    parser.add_argument(
+        "--gpu-steps-per-s", type=float, default=100.0, help="training steps per second the GPU(s) take"
+    )
     parser.add_argument("--batch", type=int, default=8, help="samples per step (all GPUs together)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -153,8 +154,13 @@ def main() -> None:
             for repeat in range(args.repeats):
                 for name, dataset in datasets.items():
                     rates[name].append(images_per_second(dataset, repeat * args.draws, args.draws))
-            ratios = {name: statistics.median(a / b for a, b in zip(values, rates["pil"])) for name, values in rates.items()}
-            print(f"\n== {text} JPEG (q90, {sizes['pil'] / 1e3:.0f} kB); prepare-data: {1 / sizes['prepare_s']:.1f} images/s per core, once")
+            ratios = {
+                name: statistics.median(a / b for a, b in zip(values, rates["pil"])) for name, values in rates.items()
+            }
+            print(
+                f"\n== {text} JPEG (q90, {sizes['pil'] / 1e3:.0f} kB); "
+                f"prepare-data: {1 / sizes['prepare_s']:.1f} images/s per core, once"
+            )
             print(f"{'path':>18} {'images/s/core':>14} {'x pil':>6} {'cores for GPU':>14} {'kB/image':>9}")
             for name, values in rates.items():
                 rate = statistics.median(values)

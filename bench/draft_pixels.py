@@ -29,7 +29,9 @@ def jpeg_folder(folder: Path, size: tuple[int, int]) -> list[Path]:
     for source in sample_dirs():
         for path in list_images(source, "sample"):
             with Image.open(path) as image:
-                image.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(folder / f"{path.stem}.jpg", quality=90)
+                image.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(
+                    folder / f"{path.stem}.jpg", quality=90
+                )
     return list_images(folder, "content")
 
 
@@ -56,7 +58,9 @@ def main() -> None:
             for name, values in (("pil", pil), ("draft", draft)):
                 mean, std = values.mean((0, 1, 2)), values.std((0, 1, 2))
                 per_crop = values.std((1, 2)).mean(0)
-                print(f"{name:>6} mean {np.round(mean, 2)}  std {np.round(std, 2)}  per-crop std {np.round(per_crop, 2)}")
+                print(
+                    f"{name:>6} mean {np.round(mean, 2)}  std {np.round(std, 2)}  per-crop std {np.round(per_crop, 2)}"
+                )
             print(f"|draft - pil|: mean {difference.mean():.3f}, p99 {np.percentile(difference, 99):.1f}, "
                   f"max {difference.max():.0f}; exactly equal pixels {np.mean(difference < 0.5):.3f}")  # fmt: skip
 

@@ -32,15 +32,14 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from hydra import compose, initialize_config_dir
 
-import lottery_style.lottery as lottery
 import lottery_style.train  # noqa: F401  (registers schemas and resolvers)
+from lottery_style import lottery
 from lottery_style.conf_dir import CONF_DIR
 from lottery_style.loggers import LOGGERS
 

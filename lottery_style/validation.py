@@ -110,7 +110,8 @@ def check_image_folders(data: DictConfig) -> None:
     finished prepared folder of the run's load size), checked here rather than when the data module lists
     it, which comes after the model and its VGG are built."""
     for key in ("content_dir", "style_dir", "eval_content_dir", "eval_style_dir"):
-        if data[key] is None or (key in ("content_dir", "style_dir") and read_complete(data[key], f"data.{key}", data.load_size)):
+        training = key in ("content_dir", "style_dir")
+        if data[key] is None or (training and read_complete(data[key], f"data.{key}", data.load_size)):
             continue
         problem = folder_problem(data[key])
         if problem:

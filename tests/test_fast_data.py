@@ -55,8 +55,9 @@ def todays_crop(path: Path, top: int, left: int) -> torch.Tensor:
 
 
 def data_cfg(content: Path, style: Path, **overrides: object) -> DataConfig:
-    values = dict(content_dir=str(content), style_dir=str(style), load_size=LOAD, crop_size=CROP, batch_size=2,
-                  eval_contents=1, eval_styles=1, eval_size=16, eval_seed=7)  # fmt: skip
+    values: dict[str, object] = {"content_dir": str(content), "style_dir": str(style), "load_size": LOAD,
+                                 "crop_size": CROP, "batch_size": 2, "eval_contents": 1, "eval_styles": 1,
+                                 "eval_size": 16, "eval_seed": 7}  # fmt: skip
     values.update(overrides)
     return OmegaConf.structured(DataConfig(**values))
 
@@ -86,7 +87,9 @@ def draws(dataset: PairDataset, count: int = 24) -> list[tuple]:
         return [dataset.draw(g) for g in range(count)]
 
 
-def test_every_path_draws_todays_files_and_positions_with_its_stated_pixels(folders: tuple[Path, Path], tmp_path: Path) -> None:
+def test_every_path_draws_todays_files_and_positions_with_its_stated_pixels(
+    folders: tuple[Path, Path], tmp_path: Path
+) -> None:
     content, style = (list_images(folder, role) for folder, role in zip(folders, ("content", "style")))
     targets = {}
     for role, folder, files in zip(("content", "style"), folders, (content, style)):
@@ -126,7 +129,9 @@ def test_preparation_is_resumable_and_counts_bad_files(folders: tuple[Path, Path
     assert (again.written, again.already, again.unreadable) == (1, 3, 1)
     assert (target / "img2.jpg.npy").stat().st_mtime_ns == stamp and written.is_file()
     array = np.load(written)
-    expected = np.asarray(Image.open(source / "img0.jpg").convert("RGB").resize((LOAD, LOAD), Image.Resampling.BILINEAR))
+    expected = np.asarray(
+        Image.open(source / "img0.jpg").convert("RGB").resize((LOAD, LOAD), Image.Resampling.BILINEAR)
+    )
     assert array.dtype == np.uint8 and np.array_equal(array, expected)
     with pytest.raises(DataError, match=rf"^--size 128 differs from {target}'s size {LOAD}: [^\n]*$"):
         prepare_folder(source, target, 128, workers=1, progress=False)
@@ -146,28 +151,43 @@ def test_datamodule_reads_a_prepared_folder_like_its_source(folders: tuple[Path,
     content, style = folders
     prepared = tmp_path / "prepared-style"
     assert cli_main(["prepare-data", str(style), str(prepared), "--size", str(LOAD), "--workers", "1", "--quiet"]) == 0
-    (source_batches, source_dm), (prepared_batches, prepared_dm) = batches(data_cfg(content, style)), batches(data_cfg(content, prepared))
+    (source_batches, source_dm), (prepared_batches, prepared_dm) = (
+        batches(data_cfg(content, style)),
+        batches(data_cfg(content, prepared)),
+    )
     assert all(torch.equal(a[k], b[k]) for a, b in zip(source_batches, prepared_batches) for k in a)
     # Evaluation reads the original files, held out of the same listing.
     assert prepared_dm.eval_pairs == source_dm.eval_pairs and prepared_dm.style_files == source_dm.style_files
 
 
-def test_prepared_folder_of_another_size_or_unfinished_or_with_draft_fails_in_one_line(folders: tuple[Path, Path], tmp_path: Path) -> None:
+def test_prepared_folder_of_another_size_or_unfinished_or_with_draft_fails_in_one_line(
+    folders: tuple[Path, Path], tmp_path: Path
+) -> None:
     content, style = folders
     prepared = tmp_path / "p"
     prepare_folder(style, prepared, 128, workers=1, progress=False)
-    with pytest.raises(DataError, match=rf"^data.style_dir={prepared} was prepared at size 128 but data.load_size={LOAD}: expected data.load_size=128, [^\n]*$"):
+    with pytest.raises(
+        DataError,
+        match=rf"^data.style_dir={prepared} was prepared at size 128 but data.load_size={LOAD}: expected data.load_size=128, [^\n]*$",
+    ):
         batches(data_cfg(content, prepared))
-    with pytest.raises(DataError, match=rf"^data.decode=draft does not apply to data.style_dir={prepared}, [^\n]*expected data.decode=pil$"):
+    with pytest.raises(
+        DataError,
+        match=rf"^data.decode=draft does not apply to data.style_dir={prepared}, [^\n]*expected data.decode=pil$",
+    ):
         batches(data_cfg(content, prepared, load_size=128, decode="draft"))
     manifest = json.loads((prepared / MANIFEST).read_text())
     (prepared / MANIFEST).write_text(json.dumps({**manifest, "complete": False}))
-    with pytest.raises(DataError, match=r"^data.style_dir=\S+ is a prepared folder whose preparation has not finished [^\n]*$"):
+    with pytest.raises(
+        DataError, match=r"^data.style_dir=\S+ is a prepared folder whose preparation has not finished [^\n]*$"
+    ):
         batches(data_cfg(content, prepared, load_size=128))
 
 
 def test_decode_composes_and_defines_the_result() -> None:
-    cfg = compose_train(["data=folders", "data.content_dir=/c", "data.style_dir=/s", "data.decode=draft", "hardware=gpu"])
+    cfg = compose_train(
+        ["data=folders", "data.content_dir=/c", "data.style_dir=/s", "data.decode=draft", "hardware=gpu"]
+    )
     assert cfg.data.decode == Decode.draft and cfg.data.load_size == 512
     assert compose_train([]).data.decode == Decode.pil
     assert is_result_key("data.decode") and is_result_key("data.content_dir")

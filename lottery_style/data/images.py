@@ -68,7 +68,8 @@ def list_images(folder: str | Path, role: str) -> list[Path]:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB of any PIL mode (an RGB image is returned itself, loaded); transparent pixels are composited onto white, as a viewer shows them."""
+    """RGB of any PIL mode (an RGB image is returned itself, loaded, not copied); transparent pixels are
+    composited onto white, as a viewer shows them."""
     has_alpha = "A" in image.getbands() or "transparency" in image.info
     if not has_alpha:
         if image.mode != "RGB":

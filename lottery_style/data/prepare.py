@@ -53,25 +53,42 @@ def _manifest(source: Path, target: Path, size: int) -> PreparedFolder:
     if existing is None:
         return PreparedFolder(target, source, size, files)
     if existing.size != size:
-        raise DataError(f"--size {size} differs from {target}'s size {existing.size}: expected --size {existing.size} or another DST")
+        raise DataError(
+            f"--size {size} differs from {target}'s size {existing.size}: "
+            f"expected --size {existing.size} or another DST"
+        )
     if existing.source != source:
-        raise DataError(f"SRC {source} differs from the source {existing.source} that {target} was prepared from: expected that SRC or another DST")
+        raise DataError(
+            f"SRC {source} differs from the source {existing.source} that {target} was prepared from: "
+            "expected that SRC or another DST"
+        )
     return PreparedFolder(target, source, size, files)
 
 
-def prepare_folder(source: str | Path, target: str | Path, size: int, workers: int | None = None, progress: bool = True) -> PrepareResult:
-    """Prepare every image under ``source`` into ``target`` at ``size`` over ``workers`` processes (default: every core)."""
+def prepare_folder(
+    source: str | Path, target: str | Path, size: int, workers: int | None = None, progress: bool = True
+) -> PrepareResult:
+    """Prepare every image under ``source`` into ``target`` at ``size``, over ``workers`` processes
+    (default: every core)."""
     if size < 1:
         raise DataError(f"--size {size} is invalid: expected a positive load size in pixels")
     source, target = Path(source).expanduser().resolve(), Path(target).expanduser().resolve()
     if target == source or target.is_relative_to(source):
-        raise DataError(f"DST {target} lies inside SRC {source}: expected a folder outside it (its files would be listed as images)")
+        raise DataError(
+            f"DST {target} lies inside SRC {source}: expected a folder outside it (its files would be listed as images)"
+        )
     manifest = _manifest(source, target, size)
     target.mkdir(parents=True, exist_ok=True)
     manifest.write()
     tasks = [(source / rel, manifest.target(rel), size) for rel in manifest.files if not manifest.target(rel).is_file()]
     unreadable: dict[str, str] = {}
-    columns = (TextColumn("prepare-data"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[bad]} unreadable"), TimeRemainingColumn())
+    columns = (
+        TextColumn("prepare-data"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[bad]} unreadable"),
+        TimeRemainingColumn(),
+    )
     with Pool(workers or os.cpu_count() or 1) as pool, Progress(*columns, disable=not progress) as bar:
         job = bar.add_task("prepare", total=len(tasks), bad=0)
         for (path, _, _), reason in zip(tasks, pool.imap(prepare_one, tasks, chunksize=4)):

@@ -65,9 +65,16 @@ def read_prepared(folder: str | Path) -> PreparedFolder | None:
         return None
     data: dict[str, Any] = json.loads((root / MANIFEST).read_text())
     if data.get("format") != FORMAT:
-        raise DataError(f"{root / MANIFEST} has format={data.get('format')}: expected {FORMAT}; prepare the folder again")
+        raise DataError(
+            f"{root / MANIFEST} has format={data.get('format')}: expected {FORMAT}; prepare the folder again"
+        )
     return PreparedFolder(
-        root, Path(data["source"]), int(data["size"]), list(data["files"]), dict(data["unreadable"]), bool(data["complete"])
+        root,
+        Path(data["source"]),
+        int(data["size"]),
+        list(data["files"]),
+        dict(data["unreadable"]),
+        bool(data["complete"]),
     )
 
 
