@@ -1,6 +1,6 @@
 """What a round costs besides its training steps, at the quickstart's settings.
 
-Usage: python bench/round_overhead.py [--rounds 1] [overrides ...]
+Usage: python bench/round_overhead.py [--rounds 1] [--threads N] [overrides ...]
 
 Runs the quickstart (``lottery-style`` defaults: AdaIN+, IMP, sample images,
 64 px crops, 60 steps per round, W&B offline) in a temporary folder with
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from hydra import compose, initialize_config_dir
 
 import lottery_style.train  # noqa: F401  (registers schemas and resolvers)
@@ -130,8 +131,11 @@ def instrument(timer: Timer) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1, help="pruned rounds after round 0")
+    parser.add_argument("--threads", type=int, default=None, help="torch compute threads (default: torch's)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (default: the quickstart)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     timer = Timer()
