@@ -1,119 +1,172 @@
-"""Data loading rate of the training loader against the rate at which training steps consume batches.
+"""Training images per second per core on each decode path, and the cores a GPU step rate needs.
 
-Usage: python bench/data_rate.py [--shapes 2x128,8x256] [--workers 0,2] [--batches 8] [--repeats 3] [--threads N]
+Usage: python bench/data_rate.py [--sizes 640x480,1600x1200,3000x2000] [--draws 12] [--repeats 5]
+                                 [--gpu-steps-per-s 100] [--batch 8] [--load 512] [--crop 256]
 
-The loader is ``StylePairDataModule.train_dataloader()`` exactly as a run builds
-it (resize to ``2 x crop`` square, random crop, as the references' 512 -> 256).
-Two image sets: the bundled sample images (PNG, ~512 px) and JPEG folders at
-the sizes of the paper's data (content 640x480 like MS-COCO, style 1600x1200
-like a typical WikiArt scan), made from the sample images in a temp folder.
-The consumer is the AdaIN training step (frozen encoder, with the framework's
-speed settings) on batches already in memory. Loader and step
-measurements alternate in each repeat; medians are printed. A ratio
-loader/step above 1 means the loader keeps up without workers, and with
-``workers > 0`` loading overlaps the step (but shares the same cores).
+One thread in one process, so rates are per core. Each size gets a folder of
+JPEGs (quality 90) made from the bundled sample photos upscaled with bicubic
+resampling (a photo's JPEG decodes like a photo's, noise would not). Paths, all
+through ``PairDataset.draw`` (the loader's per-item work: choose the file,
+decode, resize, crop, to tensor) with the same seed, hence the same files and
+crops:
+
+- ``pil``: today's path (``data.decode=pil``): full decode, whole square resize, crop;
+- ``draft``: ``data.decode=draft``: JPEG DCT scaling to >= the load size, resize of the crop's box only;
+- ``decode_jpeg``: ``torchvision.io.decode_jpeg`` (libjpeg-turbo, like PIL: the same decoded pixels)
+  then ``pil``'s resize, and ``decode_jpeg+tensor`` with torchvision's antialiased tensor resize:
+  measured here to decide whether the package should use them;
+- ``prepared``: a folder made by ``lottery-style prepare-data`` (raw uint8 ``.npy``, memory-mapped
+  crop), plus the formats it was chosen over: ``prepared-png`` (lossless) and ``prepared-jpeg95``
+  (lossy), each the same square resize, opened, cropped and converted.
+
+The paths alternate within every repeat (medians are printed) and every ratio
+is to ``pil`` measured in the same repeats, because other processes share the
+cores. A GPU consumes ``steps/s x batch x 2`` images/s (a content and a style
+image per sample): the last column divides that by each path's rate.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
-from omegaconf import OmegaConf
+import torchvision.transforms.functional as TF
 from PIL import Image
-from step_time import (  # bench/ is on sys.path when run as a script
-    PlainLoop,
-    apply_framework_process_settings,
-    run_config,
-)
+from torchvision.io import decode_jpeg
 
-from lottery_style.config import DataConfig
-from lottery_style.data.datamodule import StylePairDataModule
-from lottery_style.data.images import list_images
-from lottery_style.data.sample import sample_dirs
-from lottery_style.models import create_model
+from lottery_style.config import Decode
+from lottery_style.data import PairDataset, list_images, sample_dirs
+from lottery_style.data.crops import square_resize
+from lottery_style.data.prepare import prepare_folder
+from lottery_style.data.prepared import read_prepared
 
-PAPER_SIZES = {"content": (640, 480), "style": (1600, 1200)}
+SEED = 3
 
 
-def jpeg_folders(root: Path) -> tuple[Path, Path]:
-    """The sample images re-saved as JPEG (quality 90) at the paper's data sizes."""
-    folders = []
-    for role, source in zip(("content", "style"), sample_dirs()):
-        folder = root / role
-        folder.mkdir(parents=True)
-        for path in list_images(source, role):
-            with Image.open(path) as image:
-                image.convert("RGB").resize(PAPER_SIZES[role], Image.Resampling.BICUBIC).save(
-                    folder / f"{path.stem}.jpg", quality=90
-                )
-        folders.append(folder)
-    return folders[0], folders[1]
+def jpeg_folder(folder: Path, size: tuple[int, int]) -> list[Path]:
+    """The sample content photos as JPEGs at ``size`` (quality 90, as typical web images)."""
+    folder.mkdir(parents=True)
+    for path in list_images(sample_dirs()[0], "content"):
+        with Image.open(path) as image:
+            image.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(folder / f"{path.stem}.jpg", quality=90)
+    return list_images(folder, "content")
 
 
-def loader_seconds_per_batch(dirs: tuple[Path | None, Path | None], batch: int, size: int, workers: int, count: int) -> float:
-    cfg = OmegaConf.structured(DataConfig)
-    cfg.merge_with({"content_dir": dirs[0] and str(dirs[0]), "style_dir": dirs[1] and str(dirs[1]),
-                    "batch_size": batch, "crop_size": size, "load_size": 2 * size, "num_workers": workers,
-                    "eval_contents": 1, "eval_styles": 1, "eval_size": 16})  # fmt: skip
-    datamodule = StylePairDataModule(cfg, steps_per_epoch=count + 1)
-    datamodule.setup("fit")
-    iterator = iter(datamodule.train_dataloader())
-    next(iterator)  # worker start-up and first file opens are not per-batch costs
+class DecodeJpegDataset(PairDataset):
+    """``PairDataset`` with torchvision's JPEG decoder in place of PIL's (the same pixels: both are
+    libjpeg-turbo with the same settings), then ``pil``'s whole square resize or torchvision's
+    antialiased tensor resize (``tensor_resize``): the same files and crop positions."""
+
+    def __init__(self, files: list[Path], load: int, crop: int, tensor_resize: bool) -> None:
+        super().__init__(files, files, load, crop, SEED)
+        self.tensor_resize = tensor_resize
+        for source in self.sources.values():
+            source.open = lambda index: decode_jpeg(torch.from_numpy(np.fromfile(files[index], np.uint8)))  # type: ignore[method-assign]
+            source.crop = self.crop  # type: ignore[method-assign]
+
+    def crop(self, image: torch.Tensor, top: int, left: int) -> torch.Tensor:
+        if self.tensor_resize:
+            square = TF.resize(image, [self.load_size, self.load_size], antialias=True)
+            return square[:, top : top + self.crop_size, left : left + self.crop_size].float() / 255
+        square = square_resize(Image.fromarray(image.permute(1, 2, 0).numpy()), self.load_size)
+        return TF.to_tensor(square.crop((left, top, left + self.crop_size, top + self.crop_size)))
+
+
+class EncodedDataset(PairDataset):
+    """Crops from the square resizes stored in an image format (PNG or JPEG) in memory, to compare formats."""
+
+    def __init__(self, files: list[Path], load: int, crop: int, save: dict[str, object]) -> None:
+        super().__init__(files, files, load, crop, SEED)
+        blobs = []
+        for path in files:
+            buffer = io.BytesIO()
+            square_resize(Image.open(path).convert("RGB"), load).save(buffer, **save)
+            blobs.append(buffer.getvalue())
+        self.bytes_per_image = statistics.mean(len(blob) for blob in blobs)
+        for source in self.sources.values():
+            source.open = lambda index: Image.open(io.BytesIO(blobs[index]))  # type: ignore[method-assign]
+            source.crop = lambda image, top, left: TF.to_tensor(image.crop((left, top, left + crop, top + crop)))  # type: ignore[method-assign]
+
+
+def images_per_second(dataset: PairDataset, first: int, draws: int) -> float:
     start = time.perf_counter()
-    for _ in range(count):
-        next(iterator)
-    return (time.perf_counter() - start) / count
+    for index in range(first, first + draws):
+        dataset.draw(index)
+    return 2 * draws / (time.perf_counter() - start)
 
 
-def step_seconds(loop: PlainLoop, batch: dict[str, torch.Tensor], count: int) -> float:
-    loop.step(batch)
+def paths(files: list[Path], root: Path, load: int, crop: int) -> tuple[dict[str, PairDataset], dict[str, float]]:
+    """Every path's dataset over ``files``, and the bytes per image each keeps on disk."""
     start = time.perf_counter()
-    for _ in range(count):
-        loop.step(batch)
-    return (time.perf_counter() - start) / count
+    prepare_folder(files[0].parent, root / "prepared", load, workers=1, progress=False)
+    prepare_seconds = (time.perf_counter() - start) / len(files)
+    prepared = read_prepared(root / "prepared")
+    assert prepared is not None
+    targets = prepared.targets()
+    datasets: dict[str, PairDataset] = {
+        "pil": PairDataset(files, files, load, crop, SEED, Decode.pil),
+        "draft": PairDataset(files, files, load, crop, SEED, Decode.draft),
+        "decode_jpeg": DecodeJpegDataset(files, load, crop, tensor_resize=False),
+        "decode_jpeg+tensor": DecodeJpegDataset(files, load, crop, tensor_resize=True),
+        "prepared": PairDataset(files, files, load, crop, SEED, prepared={"content": targets, "style": targets}),
+        "prepared-png": EncodedDataset(files, load, crop, {"format": "PNG", "compress_level": 1}),
+        "prepared-jpeg95": EncodedDataset(files, load, crop, {"format": "JPEG", "quality": 95}),
+    }
+    sizes = {
+        "pil": statistics.mean(path.stat().st_size for path in files),
+        "prepared": statistics.mean(path.stat().st_size for path in targets if path is not None),
+        "prepare_s": prepare_seconds,
+    }
+    sizes.update({name: d.bytes_per_image for name, d in datasets.items() if isinstance(d, EncodedDataset)})
+    return datasets, sizes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shapes", default="2x128,8x256", help="batch x crop size pairs, comma separated")
-    parser.add_argument("--workers", default="0,2", help="DataLoader worker counts to measure")
-    parser.add_argument("--batches", type=int, default=8, help="batches timed per loader measurement")
-    parser.add_argument("--steps", type=int, default=2, help="steps timed per step measurement")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--sizes", default="640x480,1600x1200,3000x2000", help="JPEG sizes WxH, comma separated")
+    parser.add_argument("--draws", type=int, default=12, help="items (2 images each) per path per repeat")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--load", type=int, default=512, help="data.load_size")
+    parser.add_argument("--crop", type=int, default=256, help="data.crop_size")
+    parser.add_argument(
+        "--gpu-steps-per-s", type=float, default=100.0, help="training steps per second the GPU(s) take"
+    )
+    parser.add_argument("--batch", type=int, default=8, help="samples per step (all GPUs together)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    apply_framework_process_settings()  # as a run's first fit does, for the step and the loader alike
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
+    torch.set_num_threads(1)
+    demand = args.gpu_steps_per_s * args.batch * 2
+    print(f"one core (1 thread), load {args.load}, crop {args.crop}, load average {os.getloadavg()[0]:.1f}; "
+          f"GPU demand {args.gpu_steps_per_s:g} steps/s x batch {args.batch} x 2 = {demand:g} images/s")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        sets = {"sample PNG": (None, None), "paper-size JPEG": jpeg_folders(Path(tmp) / "jpeg")}
-        for shape in args.shapes.split(","):
-            batch, size = (int(x) for x in shape.split("x"))
-            model = create_model(run_config(batch, size, False, 1, {}, Path(tmp) / "cfg").model)
-            loop = PlainLoop(model, plus=False, fast=True)
-            data = {"content": torch.rand(batch, 3, size, size), "style": torch.rand(batch, 3, size, size)}
-            loads: dict[tuple[str, int], list[float]] = {}
-            steps: list[float] = []
-            for _ in range(args.repeats):
-                steps.append(step_seconds(loop, data, args.steps))
-                for name, dirs in sets.items():
-                    for workers in (int(w) for w in args.workers.split(",")):
-                        loads.setdefault((name, workers), []).append(
-                            loader_seconds_per_batch(dirs, batch, size, workers, args.batches)
-                        )
-            step = statistics.median(steps)
-            print(f"\n== batch {batch}, crop {size} from {2 * size} px: step {step:.3f} s ({1 / step:.2f} batches/s consumed)")
-            print(f"{'images':>16} {'workers':>7} {'s/batch':>8} {'batches/s':>10} {'loader/step':>12}")
-            for (name, workers), values in loads.items():
-                median = statistics.median(values)
-                print(f"{name:>16} {workers:>7} {median:>8.3f} {1 / median:>10.2f} {step / median:>12.2f}")
+        for text in args.sizes.split(","):
+            size = tuple(int(v) for v in text.split("x"))
+            root = Path(tmp) / text
+            files = jpeg_folder(root / "jpeg", size)  # type: ignore[arg-type]
+            datasets, sizes = paths(files, root, args.load, args.crop)
+            rates: dict[str, list[float]] = {name: [] for name in datasets}
+            for repeat in range(args.repeats):
+                for name, dataset in datasets.items():
+                    rates[name].append(images_per_second(dataset, repeat * args.draws, args.draws))
+            ratios = {
+                name: statistics.median(a / b for a, b in zip(values, rates["pil"])) for name, values in rates.items()
+            }
+            print(
+                f"\n== {text} JPEG (q90, {sizes['pil'] / 1e3:.0f} kB); "
+                f"prepare-data: {1 / sizes['prepare_s']:.1f} images/s per core, once"
+            )
+            print(f"{'path':>18} {'images/s/core':>14} {'x pil':>6} {'cores for GPU':>14} {'kB/image':>9}")
+            for name, values in rates.items():
+                rate = statistics.median(values)
+                stored = sizes.get(name)
+                print(f"{name:>18} {rate:>14.1f} {ratios[name]:>6.2f} {demand / rate:>14.1f} "
+                      f"{'' if stored is None else f'{stored / 1e3:.0f}':>9}")  # fmt: skip
 
 
 if __name__ == "__main__":

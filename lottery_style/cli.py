@@ -6,6 +6,7 @@ before); a first argument naming a tool runs it instead::
     lottery-style stylize --ticket runs/x/round_03 --content photos/ --style art.jpg --out styled/
     lottery-style export runs/x/round_03 --out ticket.lst --compress
     lottery-style report runs/x runs/y --out report/
+    lottery-style prepare-data /data/wikiart/train /data/wikiart/prepared-512 --size 512
 
 A bad input (missing ticket, unreadable image, a ticket of another
 architecture) ends the tool with one line on stderr and exit code 2.
@@ -61,6 +62,17 @@ def report(args: argparse.Namespace) -> None:
     print(write_report(args.runs, args.out))
 
 
+def prepare_data(args: argparse.Namespace) -> None:
+    from lottery_style.data.prepare import prepare_folder
+
+    result = prepare_folder(args.source, args.target, args.size, args.workers, progress=not args.quiet)
+    print(
+        f"prepared {args.target} at size {args.size}: {result.written} written, {result.already} already there, "
+        f"{result.unreadable} unreadable (recorded in prepared.json); train with data.content_dir or "
+        f"data.style_dir={args.target} and data.load_size={args.size}"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lottery-style", description="Tools for tickets (training: lottery-style [overrides])")
     tools = parser.add_subparsers(dest="tool", required=True)
@@ -89,10 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run folders (IMP and controls, any seeds), or folders holding them")
     p.add_argument("--out", required=True, help="output folder for report.html, report.json and the figures")
     p.set_defaults(run=report)
+
+    p = tools.add_parser("prepare-data", help="decode and square-resize a training folder once, for fast loading")
+    p.add_argument("source", metavar="SRC", help="a training image folder (searched recursively)")
+    p.add_argument("target", metavar="DST", help="the prepared folder to write or finish (outside SRC)")
+    p.add_argument("--size", type=int, default=512, help="the run's data.load_size (default 512)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=prepare_data)
     return parser
 
 
-TOOLS = ("stylize", "export", "report")
+TOOLS = ("stylize", "export", "report", "prepare-data")
 
 
 def run_tool(argv: Sequence[str]) -> int:

@@ -92,6 +92,13 @@ class Rewind(ConfigEnum):
     finetune = "finetune"  # fine-tuning: trained weights, T-k steps at the LR where training ended, held constant
 
 
+class Decode(ConfigEnum):
+    """How a training crop is decoded from an original file (lottery_style/data/crops.py; README "Performance")."""
+
+    pil = "pil"  # full decode, then the square resize of the crop's box: today's pixels exactly
+    draft = "draft"  # JPEG decoded at the smallest DCT scale still >= data.load_size: faster, slightly other pixels
+
+
 class Part(ConfigEnum):
     encoder = "encoder"
     transform = "transform"
@@ -182,6 +189,7 @@ class DataConfig:
     style_dir: Optional[str] = MISSING  # null: the bundled sample style images
     load_size: int = 512  # square resize before the crop, as the reference ports
     crop_size: int = 256
+    decode: Decode = Decode.pil  # result-defining: draft mode resamples JPEGs slightly differently
     batch_size: int = 8
     num_workers: int = 0
     eval_contents: int = 4  # fixed held-out pairs: contents x styles (paper: 40 x 100)

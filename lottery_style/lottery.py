@@ -24,10 +24,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from lightning.pytorch import Callback, Trainer, seed_everything
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.atomic import atomic_write_json, atomic_write_text
+from lottery_style.checkpointing import ResumeCheckpoint
 from lottery_style.config import Rewind, control_seed, stream_seed
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.evaluation import evaluate, evaluation_device, save_grid
@@ -364,7 +365,7 @@ class LotteryRun:
     ) -> Trainer:
         """The Trainer of one fit: checkpoints every ``training.checkpoint_every`` steps for an exact resume."""
         hw, training = self.cfg.hardware, self.cfg.training
-        checkpoint = ModelCheckpoint(
+        checkpoint = ResumeCheckpoint(
             dirpath=self.checkpoint_dir(ticket_dir, segment),
             save_last=True,
             save_top_k=0,

@@ -24,6 +24,7 @@ from lottery_style.conf_dir import CONF_DIR
 from lottery_style.config import NON_NEGATIVE, Rewind
 from lottery_style.data.datamodule import check_data_config
 from lottery_style.data.images import NoImagesError, folder_problem
+from lottery_style.data.prepared import read_complete
 from lottery_style.extras import OPTION_EXTRAS, installed
 from lottery_style.methods import METHODS, method_strategy
 from lottery_style.models import model_class
@@ -105,10 +106,14 @@ def check_hardware(hardware: DictConfig) -> None:
 
 
 def check_image_folders(data: DictConfig) -> None:
-    """Each image folder the config names exists and holds an image, checked here rather than when the data
-    module lists it, which comes after the model and its VGG are built."""
+    """Each image folder the config names exists and holds an image (a training folder may instead be a
+    finished prepared folder of the run's load size), checked here rather than when the data module lists
+    it, which comes after the model and its VGG are built."""
     for key in ("content_dir", "style_dir", "eval_content_dir", "eval_style_dir"):
-        problem = None if data[key] is None else folder_problem(data[key])
+        training = key in ("content_dir", "style_dir")
+        if data[key] is None or (training and read_complete(data[key], f"data.{key}", data.load_size)):
+            continue
+        problem = folder_problem(data[key])
         if problem:
             raise NoImagesError(f"data.{key}={data[key]} {problem}: expected a folder of images, searched recursively")
 

@@ -28,8 +28,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from lottery_style.config import Decode
 from lottery_style.data.images import DataError, NoImagesError, list_images
 from lottery_style.data.pairs import EvalPairs, PairDataset, PairLoader, PairSampler, choose_readable
+from lottery_style.data.prepared import read_complete
 from lottery_style.data.sample import sample_dirs
 
 log = logging.getLogger(__name__)
@@ -102,8 +104,8 @@ class StylePairDataModule(LightningDataModule):
         sample = sample_dirs() if cfg.content_dir is None or cfg.style_dir is None else (None, None)
         content_dir = cfg.content_dir or sample[0]
         style_dir = cfg.style_dir or sample[1]
-        contents = list_images(content_dir, "content")
-        styles = list_images(style_dir, "style")
+        contents, prepared_contents = self._listing(content_dir, "content")
+        styles, prepared_styles = self._listing(style_dir, "style")
         content_source, content_pool = self._eval_pool(contents, content_dir, cfg.eval_content_dir, "content")
         style_source, style_pool = self._eval_pool(styles, style_dir, cfg.eval_style_dir, "style")
         self.eval_content_files, eval_contents = self._choose_eval(
@@ -115,12 +117,37 @@ class StylePairDataModule(LightningDataModule):
         self.content_files = self._training_files(contents, excluded_contents, f"content folder {content_dir}")
         self.style_files = self._training_files(styles, excluded_styles, f"style folder {style_dir}")
         self.eval_set = EvalPairs(eval_contents, eval_styles)
-        self.train_set = PairDataset(self.content_files, self.style_files, cfg.load_size, cfg.crop_size, self.stream_seed)
+        prepared = {
+            role: [listing[path] for path in files]
+            for role, listing, files in (
+                ("content", prepared_contents, self.content_files), ("style", prepared_styles, self.style_files)
+            )
+            if listing is not None
+        }  # fmt: skip
+        self.train_set = PairDataset(
+            self.content_files, self.style_files, cfg.load_size, cfg.crop_size, self.stream_seed, cfg.decode, prepared
+        )
         log.info(
             "data: %d content and %d style training images (%s, %s); %d x %d evaluation pairs",
             len(self.content_files), len(self.style_files), content_dir, style_dir,
             len(eval_contents), len(eval_styles),
         )  # fmt: skip
+
+    def _listing(self, folder: str | Path, role: str) -> tuple[list[Path], dict[Path, Path | None] | None]:
+        """The training folder's images in listing order, and for a prepared folder
+        (:mod:`lottery_style.data.prepared`) the prepared file of each. The images of a prepared
+        folder are its source's original files: evaluation reads those, as with the source folder."""
+        key = f"data.{role}_dir"
+        prepared = read_complete(folder, key, self.cfg.load_size)
+        if prepared is None:
+            return list_images(folder, role), None
+        if Decode(self.cfg.decode) is not Decode.pil:
+            raise DataError(
+                f"data.decode={self.cfg.decode} does not apply to {key}={folder}, a prepared folder "
+                "(resized once from full decodes): expected data.decode=pil"
+            )
+        sources = prepared.sources()
+        return sources, dict(zip(sources, prepared.targets()))
 
     @staticmethod
     def _eval_pool(training: list[Path], training_dir: str, eval_dir: str | None, role: str) -> tuple[str, list[Path]]:

@@ -68,13 +68,31 @@ def list_images(folder: str | Path, role: str) -> list[Path]:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB of any PIL mode; transparent pixels are composited onto white, as a viewer shows them."""
+    """RGB of any PIL mode (an RGB image is returned itself, loaded, not copied); transparent pixels are
+    composited onto white, as a viewer shows them."""
     has_alpha = "A" in image.getbands() or "transparency" in image.info
     if not has_alpha:
-        return image.convert("RGB")
+        if image.mode != "RGB":
+            return image.convert("RGB")
+        image.load()  # no copy of an RGB image, but decoded now: callers may close its file next
+        return image
     rgba = image.convert("RGBA")
     background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def open_rgb(path: Path, draft_size: int | None = None) -> Image.Image:
+    """The decoded image as RGB; raises one of ``_UNREADABLE`` for a bad file.
+
+    ``draft_size``: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose sides are both
+    still >= ``draft_size`` (PIL's draft mode), which skips most of the decoding work; other formats
+    decode as usual.
+    """
+    with Image.open(path) as image:
+        if draft_size is not None:
+            image.draft("RGB", (draft_size, draft_size))
+        image.load()  # decode now: a truncated file fails here, not in a later transform
+        return to_rgb(image)
 
 
 class ImageReader:
@@ -89,22 +107,24 @@ class ImageReader:
         self.total = total
         self.unreadable: set[Path] = set()
 
-    def read(self, path: Path) -> Image.Image | None:
-        """The image as RGB, or None (with a warning) when it cannot be decoded."""
+    def read(self, path: Path, draft_size: int | None = None) -> Image.Image | None:
+        """The image as RGB (:func:`open_rgb`), or None (with a warning) when it cannot be decoded."""
         if path in self.unreadable:
             return None
         try:
-            with Image.open(path) as image:
-                image.load()  # decode now: a truncated file fails here, not in a later transform
-                return to_rgb(image)
+            return open_rgb(path, draft_size)
         except _UNREADABLE as error:
-            self.unreadable.add(path)
-            warnings.warn(
-                f"skipped unreadable {self.role} image {path} ({type(error).__name__}: {error}); "
-                f"{len(self.unreadable)} {self.role} image(s) skipped so far",
-                SkippedImageWarning,
-                stacklevel=2,
-            )
-            if len(self.unreadable) >= self.total:
-                raise NoImagesError(f"all {self.total} {self.role} images are unreadable (last: {path})") from error
+            self.skip(path, f"{type(error).__name__}: {error}")
             return None
+
+    def skip(self, path: Path, reason: str) -> None:
+        """Remember ``path`` as unreadable and warn once, with the running count; stop when none is left."""
+        self.unreadable.add(path)
+        warnings.warn(
+            f"skipped unreadable {self.role} image {path} ({reason}); "
+            f"{len(self.unreadable)} {self.role} image(s) skipped so far",
+            SkippedImageWarning,
+            stacklevel=3,
+        )
+        if len(self.unreadable) >= self.total:
+            raise NoImagesError(f"all {self.total} {self.role} images are unreadable (last: {path})")

@@ -11,7 +11,7 @@ rank of a DDP run reads its own disjoint slice of one stream.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lottery_style.config import Decode
+from lottery_style.data.crops import CropSource, FileCrops, PreparedCrops
 from lottery_style.data.images import ImageReader, NoImagesError
 
 
@@ -115,9 +117,12 @@ class PairDataset(Dataset):
     """Item ``g`` is an independent random content crop and style crop, drawn from ``(seed, g)`` alone.
 
     Each side resizes to a square ``load_size`` (aspect distorted, as the
-    reference training code does), then crops ``crop_size`` at random. An
-    unreadable file is replaced by the next draw of the same generator, so the
-    replacement is as deterministic as the original choice.
+    reference training code does), then crops ``crop_size`` at random
+    (:mod:`lottery_style.data.crops`: ``decode`` says how original files are
+    decoded; a side listed in ``prepared``, the prepared file of each of its
+    files, is sliced from its prepared folder instead). An unreadable file is
+    replaced by the next draw of the same generator, so the replacement is as
+    deterministic as the original choice.
     """
 
     def __init__(
@@ -127,9 +132,17 @@ class PairDataset(Dataset):
         load_size: int,
         crop_size: int,
         seed: int,
+        decode: Decode = Decode.pil,
+        prepared: Mapping[str, Sequence[Path | None]] | None = None,
     ) -> None:
         self.files = {"content": list(content_files), "style": list(style_files)}
-        self.readers = {role: ImageReader(role, len(files)) for role, files in self.files.items()}
+        prepared = prepared or {}
+        self.sources: dict[str, CropSource] = {
+            role: PreparedCrops(role, files, prepared[role], crop_size)
+            if role in prepared
+            else FileCrops(role, files, load_size, crop_size, decode)
+            for role, files in self.files.items()
+        }
         self.load_size = load_size
         self.crop_size = crop_size
         self.seed = seed
@@ -140,15 +153,13 @@ class PairDataset(Dataset):
 
     def _draw(self, role: str, index: int, stream: int) -> Draw:
         rng = np.random.default_rng([self.seed, index, stream])
-        files, reader = self.files[role], self.readers[role]
+        source = self.sources[role]
         image = None
         while image is None:
-            choice = int(rng.integers(len(files)))
-            image = reader.read(files[choice])
+            choice = int(rng.integers(len(source)))
+            image = source.open(choice)
         top, left = (int(v) for v in rng.integers(0, self.load_size - self.crop_size + 1, size=2))
-        image = TF.resize(image, [self.load_size, self.load_size], interpolation=TF.InterpolationMode.BILINEAR)
-        image = TF.crop(image, top, left, self.crop_size, self.crop_size)
-        return Draw(choice, top, left, TF.to_tensor(image))
+        return Draw(choice, top, left, source.crop(image, top, left))
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         content, style = self.draw(index)
