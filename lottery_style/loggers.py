@@ -14,6 +14,7 @@ one run per job to compare on the verdict.
 from __future__ import annotations
 
 import hashlib
+import json
 import netrc
 import os
 import re
@@ -51,6 +52,9 @@ class RunLogger:
 
     def finish(self, rows: Sequence[dict[str, Any]], verdict: Verdict) -> None:
         """Nothing to add for CSV: summary.csv/json hold the table."""
+
+    def log_analysis(self, name: str, records: Sequence[dict[str, Any]]) -> None:
+        """Nothing to add for CSV: the analysis folder holds its records."""
 
     def sync_command(self) -> str | None:
         """The command that uploads what this run logged offline (None: nothing to upload)."""
@@ -193,6 +197,24 @@ class WandbRunLogger(RunLogger):
         self._round = None
 
     @rank_zero_only
+    @rank_zero_only
+    def log_analysis(self, name: str, records: Sequence[dict[str, Any]]) -> None:
+        """An analysis (an instability branch) is one run of its own ``job_type`` in the group: its numbers per
+        round on a ``round`` axis (e.g. ``instability/barrier``) and every record, lists included, as a table."""
+        import wandb
+
+        run = self._start_run(name, name, {"method": name})
+        run.define_metric("round")
+        run.define_metric(f"{name}/*", step_metric="round")
+        for record in records:
+            run.log({"round": record["round"], **{f"{name}/{k}": v for k, v in scalars(record).items() if k != "round"}})
+        columns = sorted({key for record in records for key in record})
+        data = [[json.dumps(record.get(key)) if isinstance(record.get(key), list) else record.get(key) for key in columns]
+                for record in records]  # fmt: skip
+        with data_dir(self.run_dir / "wandb"):
+            run.log({f"{name}/records": wandb.Table(columns=columns, data=data)})
+        run.finish()
+
     def finish(self, rows: Sequence[dict[str, Any]], verdict: Verdict) -> None:
         """A ``summary`` run in the group: the table of rounds, the per-round curves and the verdict."""
         import wandb

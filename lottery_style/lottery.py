@@ -152,7 +152,12 @@ class LotteryRun:
     # -------------------------------------------------------------- the loop
     def run(self) -> dict[str, Any]:
         if self.strategy.analysis:  # a branch that analyses the followed run instead of training tickets
-            return self.strategy.analyse(self)
+            result = self.strategy.analyse(self)
+            if is_rank_zero():
+                run_logger = build_run_logger(self.cfg, self.run_dir)
+                for name, records in result.items():
+                    run_logger.log_analysis(name, records)  # W&B: a run of job_type <name> in the group
+            return result
         self.run_dir.mkdir(parents=True, exist_ok=True)
         model, datamodule = self.build()
         self.datamodule = datamodule

@@ -122,3 +122,14 @@ def test_the_recipe_sweeps_the_rewind_step_of_adain_imp_with_the_instability_bra
     assert str(cfg.pruning.rewind) == "step" and cfg.training.steps == 160_000
     recipe = OmegaConf.load(CONF_DIR / "experiment" / "instability.yaml")
     assert recipe.hydra.sweeper.params["pruning.rewind_step"] == "0,1600,4000,8000,16000"  # 0-10% of a round
+
+
+def test_the_analysis_is_a_wandb_run_of_its_own_job_type(tmp_path) -> None:
+    from tests.test_wandb import offline_run
+
+    run, _ = analysed(tmp_path, "logger=wandb", "logger.log_artifacts=false", "logger.log_grid=false")
+    folders = list((run / "branches" / "instability" / "wandb").glob("offline-run-*"))
+    (analysis,) = [r for r in map(offline_run, folders) if r["job_type"] == "instability"]
+    logged = [row["instability/barrier"] for row in analysis["history"] if "instability/barrier" in row]
+    assert logged == [r["barrier"] for r in records(run)]
+    assert analysis["config"]["method"] == "instability"
