@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 
@@ -251,21 +250,6 @@ class TrainConfig:
     experiment_name: str = "default"
     seed: int = 0
     output_dir: str = MISSING
-
-
-def register_configs() -> None:
-    """Store the root schema and every registered model's schema (the ``model`` group is typed per model).
-
-    The model schemas are stored outside the ``model`` group, as bases that
-    ``conf/model/<name>.yaml`` extends (``/<name>_schema@_here_``), so that
-    ``model=`` offers, and an unknown choice lists, only the real models.
-    """
-    from lottery_style.models.registry import MODEL_REGISTRY
-
-    cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
-    for name, entry in MODEL_REGISTRY.items():
-        cs.store(name=f"{name}_schema", node=entry.config)
 
 
 def stream_seed(cfg: Any) -> int:

@@ -35,6 +35,8 @@ from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.evaluation import evaluate
 from lottery_style.pruning.callback import MaskCallback, trainable_state
 from lottery_style.pruning.masks import apply_masks, dense_masks, overall_sparsity
+from lottery_style.ranks import barrier as wait_for_ranks
+from lottery_style.ranks import is_rank_zero
 from lottery_style.rewinding import Segment
 from lottery_style.round_io import load_rewind_point, load_round_masks
 from lottery_style.tickets import round_dir
@@ -100,9 +102,6 @@ def analyse_round(run: LotteryRun, index: int) -> dict[str, Any]:
 
 def analyse(run: LotteryRun) -> dict[str, Any]:
     """Every round of the followed IMP run, round 0 (dense) included; finished rounds are read back."""
-    from lottery_style.lottery import barrier as wait_for_ranks
-    from lottery_style.lottery import is_rank_zero
-
     run.run_dir.mkdir(parents=True, exist_ok=True)
     records = []
     for index in range(len(run.sparsities)):

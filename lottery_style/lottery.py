@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
@@ -43,8 +42,8 @@ from lottery_style.pruning.masks import (
     apply_masks,
     dense_masks,
     sparsity_report,
-    sparsity_schedule,
 )
+from lottery_style.ranks import barrier, is_rank_zero, rank
 from lottery_style.rewinding import Segment, round_segments
 from lottery_style.round_io import (
     load_rewind_point,
@@ -54,6 +53,7 @@ from lottery_style.round_io import (
     save_rewind_point,
     save_round,
 )
+from lottery_style.schedule import round_sparsities
 from lottery_style.speed import SpeedOptions
 from lottery_style.terminal import round_line, table_heading
 from lottery_style.tickets import (
@@ -73,32 +73,8 @@ log = logging.getLogger(__name__)
 OWN_ROUND_FILES = ("metrics.json", "config.yaml", "DONE", "logs", "checkpoints")
 
 
-def round_sparsities(cfg: DictConfig) -> list[float]:
-    """Target sparsity of every round, round 0 (dense) included."""
-    pruning = cfg.pruning
-    if not method_strategy(str(pruning.method)).prunes:
-        return [0.0]
-    explicit = list(pruning.sparsities) if pruning.sparsities is not None else None
-    return [0.0, *sparsity_schedule(pruning.rate, pruning.rounds, pruning.target_sparsity, explicit)]
-
-
 def part_of(name: str) -> str:
     return name.split(".", 1)[0]
-
-
-def distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def is_rank_zero() -> bool:
-    """Rank 0 of a DDP run (whose process group outlives the fits), or the only process."""
-    return not distributed() or dist.get_rank() == 0
-
-
-def barrier() -> None:
-    """Wait for every DDP rank (a no-op in a single process): one rank writes, the others then read."""
-    if distributed():
-        dist.barrier()
 
 
 @dataclass
@@ -185,7 +161,7 @@ class LotteryRun:
             self.report_round(metrics, time.perf_counter() - started)
         result = self.summarise(run_logger)
         self.run_branches()
-        log.info("rank %d: run finished (%s)", dist.get_rank() if distributed() else 0, self.run_dir / "summary.csv")
+        log.info("rank %d: run finished (%s)", rank(), self.run_dir / "summary.csv")
         sync = run_logger.sync_command()
         if sync and not self.label and is_rank_zero():  # once per job: a branch's runs are in its IMP run's command
             print(f"W&B ran offline; upload with: {sync}")

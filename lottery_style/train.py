@@ -14,13 +14,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.conf_dir import CONF_DIR
-from lottery_style.config import register_configs
 from lottery_style.data.images import DataError
 from lottery_style.launch import needs_own_process, run_job_as_single_run
 from lottery_style.lottery import LotteryRun
 from lottery_style.models.vgg import WeightsError
 from lottery_style.resume import check_resumable
 from lottery_style.run_identity import run_id
+from lottery_style.schemas import register_configs
 from lottery_style.terminal import quiet_terminal
 from lottery_style.validation import ConfigError, check_config
 

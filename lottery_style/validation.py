@@ -29,6 +29,7 @@ from lottery_style.extras import OPTION_EXTRAS, installed
 from lottery_style.methods import METHODS, method_strategy
 from lottery_style.models import model_class
 from lottery_style.run_identity import changed_keys
+from lottery_style.schedule import round_sparsities
 from lottery_style.tickets import is_complete, round_dir
 
 
@@ -119,8 +120,6 @@ def check_image_folders(data: DictConfig) -> None:
 
 
 def check_config(cfg: DictConfig) -> None:
-    from lottery_style.lottery import round_sparsities
-
     pruning, training, data = cfg.pruning, cfg.training, cfg.data
     check_hardware(cfg.hardware)
     check_model(cfg.model)

@@ -90,7 +90,7 @@ def test_the_path_ends_are_the_copies_errors_and_the_barrier_is_recorded_per_k(i
     datamodule.setup("test")
     for record in found:
         for end, copy in ((0, "a"), (-1, "b")):
-            weights = torch.load(run / "branches" / "instability" / "copies" / f"r{record['round']:02d}-{copy}" / "weights.pt")
+            weights = torch.load(run / "branches" / "instability" / "copies" / f"r{record['round']:02d}-{copy}" / "weights.pt", weights_only=True)
             model.load_state_dict(weights, strict=False)
             assert record["E"][end] == evaluate(model, datamodule.test_dataloader(), lottery.device)["E"]
         assert record["barrier"] == max(record["E"]) - (record["E"][0] + record["E"][-1]) / 2

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from lottery_style.lottery import round_sparsities
+from lottery_style.schedule import round_sparsities
 from lottery_style.validation import check_config
 from tests.conftest import CONF_DIR, TINY, compose_train
 

@@ -11,10 +11,9 @@ from lottery_style.models.vgg import (
     Layout,
     VGGEncoder,
     WeightsError,
-    build_encoder,
     relu_taps,
-    resolve_weight_source,
 )
+from lottery_style.models.weight_sources import build_encoder, resolve_weight_source
 
 
 def n_params(module: nn.Module) -> int:

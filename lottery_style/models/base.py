@@ -24,7 +24,8 @@ from lottery_style.models.caffe_vgg import Calibration
 from lottery_style.models.decoder import MirrorDecoder
 from lottery_style.models.released import RELEASED_PARTS, ReferenceLayout, load_released, sequential_decoder
 from lottery_style.models.structure import structure_score
-from lottery_style.models.vgg import VGGEncoder, build_encoder, resolve_weight_source
+from lottery_style.models.vgg import VGGEncoder
+from lottery_style.models.weight_sources import build_encoder, resolve_weight_source
 
 PARTS = ("encoder", "transform", "decoder")
 

