@@ -59,7 +59,7 @@ from lottery_style.report_instability import (
     instability_figure,
     instability_records,
 )
-from lottery_style.run_identity import REPLICATE_KEY, identity, schema_defaults
+from lottery_style.run_identity import REPLICATE_KEYS, identity, schema_defaults
 from lottery_style.tickets import extreme_sparsity as _extreme
 from lottery_style.tickets import round_dir, summary_rows
 
@@ -86,7 +86,7 @@ class Run:
     verdict: dict[str, Any]  # tickets.Verdict as a dict
 
     def series_key(self) -> str:
-        return json.dumps({k: v for k, v in self.identity.items() if k != REPLICATE_KEY}, sort_keys=True, default=str)
+        return json.dumps({k: v for k, v in self.identity.items() if k not in REPLICATE_KEYS}, sort_keys=True, default=str)
 
     def grid(self, round_index: int) -> Path | None:
         path = round_dir(self.path, round_index) / "grid.png"

@@ -49,6 +49,9 @@ DISPLAY_KEYS: tuple[str, ...] = (
     "training.keep_freed_memory",
 )
 REPLICATE_KEY = "seed"  # runs equal in every other result-defining key are replicates of one experiment
+# Keys that differ between replicates along with the seed: a branch follows the IMP run of its own seed, so its
+# pruning.source_run is another folder for every replicate (what it follows is checked equal but for the method).
+REPLICATE_KEYS = (REPLICATE_KEY, "pruning.source_run")
 
 
 def _under(key: str, prefixes: tuple[str, ...]) -> bool:

@@ -101,3 +101,28 @@ def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictC
     if output_dir is not None:
         cfg.output_dir = str(output_dir)
     return cfg
+
+
+class Crash(Exception):
+    """Raised by :func:`crashing_run` to stand for a job killed mid-round."""
+
+
+def crashing_run(round_index: int, step: int = 3) -> type:
+    """A LotteryRun whose round ``round_index`` dies before optimizer step ``step``, to test resuming."""
+    from lightning.pytorch import Callback
+
+    from lottery_style.lottery import LotteryRun
+
+    class CrashAtStep(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if trainer.global_step == step:
+                raise Crash(f"killed at step {step} of round {round_index}")
+
+    class CrashingRun(LotteryRun):
+        def build_trainer(self, ticket_dir, mask_callback, index, logger, segment):
+            trainer = super().build_trainer(ticket_dir, mask_callback, index, logger, segment)
+            if index == round_index:
+                trainer.callbacks.append(CrashAtStep())
+            return trainer
+
+    return CrashingRun

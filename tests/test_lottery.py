@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch import Callback
 
 from lottery_style.lottery import LotteryRun
 from lottery_style.pruning.callback import trainable_state
 from lottery_style.pruning.masks import dense_masks, kept_counts, magnitude_prune
 from lottery_style.round_io import load_rewind_point, load_round, load_round_masks
 from lottery_style.tickets import round_dir
-from tests.conftest import TINY, compose_train, tiny_model
+from tests.conftest import TINY, Crash, compose_train, crashing_run, tiny_model
 
 RATE = 0.2
 ROUNDS = 2
@@ -126,22 +125,7 @@ def test_oneshot_prunes_the_dense_weights_once_to_each_target(tmp_path) -> None:
         assert all(torch.equal(ours[k], expected[k]) for k in expected), index
 
 
-class Crash(Exception):
-    pass
-
-
-class CrashInRound2(Callback):
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == 3:
-            raise Crash("killed during round 2")
-
-
-class CrashingRun(LotteryRun):
-    def build_trainer(self, ticket_dir, mask_callback, index, logger, segment):
-        trainer = super().build_trainer(ticket_dir, mask_callback, index, logger, segment)
-        if index == 2:
-            trainer.callbacks.append(CrashInRound2())
-        return trainer
+CrashingRun = crashing_run(round_index=2)
 
 
 def test_an_interrupted_run_resumes_to_the_uninterrupted_result(imp: RecordingRun, tmp_path) -> None:

@@ -8,16 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from lightning.pytorch import Callback
 from omegaconf import OmegaConf
 
 from lottery_style import train as train_module
-from lottery_style.lottery import LotteryRun
 from lottery_style.round_io import load_round
 from lottery_style.run_identity import device_count, identity, is_result_key
 from lottery_style.tickets import round_dir
 from lottery_style.validation import ConfigError
-from tests.conftest import CONF_DIR, TINY, compose_train
+from tests.conftest import CONF_DIR, TINY, Crash, compose_train, crashing_run
 
 QUICKSTART_DIR = "outputs/quickstart/adain-imp-39e2bc60"  # changes only on purpose: it renames every run folder
 
@@ -73,22 +71,7 @@ def test_devices_resolve_to_a_count() -> None:
 MANET = [*TINY, "model=manet", "pruning.rounds=1", "training.steps=4"]  # MANet draws random numbers every step
 
 
-class Crash(Exception):
-    pass
-
-
-class CrashAtStep3OfRound1(Callback):
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == 3:
-            raise Crash("killed during round 1")
-
-
-class CrashingRun(LotteryRun):
-    def build_trainer(self, ticket_dir, mask_callback, index, logger, segment):
-        trainer = super().build_trainer(ticket_dir, mask_callback, index, logger, segment)
-        if index == 1:
-            trainer.callbacks.append(CrashAtStep3OfRound1())
-        return trainer
+CrashingRun = crashing_run(round_index=1)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +39,9 @@ def test_the_signature_preset_runs_two_seeds_and_writes_a_report_naming_every_me
     page = (sweep / "report" / "report.html").read_text()
     for method in ("imp", *CONTROLS):
         assert f"<h3>{method}" in page, method
-    assert "n=2" in page or "2/2" in page  # two replicates per series
+    numbers = json.loads((sweep / "report" / "report.json").read_text())["adain"]
+    assert {series: numbers[series]["extreme"]["replicates"]["replicates"] for series in ("imp", *CONTROLS)} == {
+        series: 2 for series in ("imp", *CONTROLS)
+    }  # each method one series, its two seeds replicates of it
     for seed in ("0", "1"):
         assert all((sweep / seed / "branches" / control / "summary.csv").is_file() for control in CONTROLS)
