@@ -41,7 +41,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.io import decode_jpeg
 
-from lottery_style.config import Decode
+from lottery_style.core.config import Decode
 from lottery_style.data import PairDataset, list_images, sample_dirs
 from lottery_style.data.crops import square_resize
 from lottery_style.data.prepare import prepare_folder

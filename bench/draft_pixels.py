@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lottery_style.config import Decode
+from lottery_style.core.config import Decode
 from lottery_style.data import PairDataset, list_images, sample_dirs
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from lottery_style.export import export_ticket
 from lottery_style.models import create_model
 from lottery_style.models.adain import AdaINConfig
 from lottery_style.pruning import dense_masks, magnitude_prune
-from lottery_style.round_io import save_rewind_point, save_round
-from lottery_style.tickets import TICKET_FILE
+from lottery_style.tickets.export import export_ticket
+from lottery_style.tickets.paths import TICKET_FILE
+from lottery_style.tickets.storage import save_rewind_point, save_round
 
 SPARSITIES = (0.5, 0.8, 1 - 0.8**10)
 TIMING_COPIES = 4  # 4 x AdaIN's 7.0M prunable weights = 28M, the size the timing is quoted at

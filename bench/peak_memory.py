@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from step_time import PlainLoop, run_config  # bench/ is on sys.path when run as a script
 
+from lottery_style.engine.speed import keep_freed_memory_in_heap
 from lottery_style.models import create_model
-from lottery_style.speed import keep_freed_memory_in_heap
 
 
 def child(batch: int, size: int, plus: bool, steps: int, keep: bool) -> None:

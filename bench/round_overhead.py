@@ -37,12 +37,10 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from hydra import compose, initialize_config_dir
 
-import lottery_style.train  # noqa: F401  (registers schemas and resolvers)
-from lottery_style import lottery
-from lottery_style.conf_dir import CONF_DIR
-from lottery_style.loggers import LOGGERS
+from lottery_style.engine import lottery
+from lottery_style.engine.compose import compose
+from lottery_style.engine.loggers import LOGGERS
 
 PHASES = ("steps", "checkpoints", "fit setup/teardown", "trainer", "logger start", "logger end", "pruning",
           "evaluation", "grid", "ticket", "other")  # fmt: skip
@@ -142,8 +140,7 @@ def main() -> None:
     instrument(timer)
     with tempfile.TemporaryDirectory() as tmp:
         overrides = [f"pruning.rounds={args.rounds}", "training.progress_bar=false", *args.overrides]
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=overrides)
+        cfg = compose(overrides)
         cfg.output_dir = str(Path(tmp) / "run")
         start = time.perf_counter()
         lottery.LotteryRun(cfg, cfg.output_dir).run()

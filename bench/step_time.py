@@ -56,22 +56,21 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from lightning.pytorch import Callback
 from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from lottery_style.conf_dir import CONF_DIR
-from lottery_style.config import TrainingConfig
-from lottery_style.loggers import build_run_logger
-from lottery_style.lottery import LotteryRun
+from lottery_style.core.config import TrainingConfig
+from lottery_style.engine.compose import compose
+from lottery_style.engine.loggers import build_run_logger
+from lottery_style.engine.lottery import LotteryRun
+from lottery_style.engine.rewinding import Segment
+from lottery_style.engine.speed import keep_freed_memory_in_heap
 from lottery_style.models import create_model
 from lottery_style.pruning import apply_masks, dense_masks, magnitude_prune
 from lottery_style.pruning.callback import MaskCallback
-from lottery_style.rewinding import Segment
-from lottery_style.speed import keep_freed_memory_in_heap
 
 os.environ.setdefault("WANDB_SILENT", "true")  # the default logger is W&B (offline without an API key)
 warnings.filterwarnings("ignore", module="lightning")  # per-fit notes (log interval > steps, deprecations)
@@ -194,8 +193,7 @@ def run_config(batch: int, size: int, plus: bool, steps: int, options: dict[str,
         "training.checkpoint_every=1000000", "training.log_every=50",
         *(f"training.{key}={value}" for key, value in {**FRAMEWORK, **options}.items()),
     ]  # fmt: skip
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+    cfg = compose(overrides)
     cfg.output_dir = str(out)
     return cfg
 

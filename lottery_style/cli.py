@@ -30,8 +30,8 @@ def _device(name: str):  # noqa: ANN202  (torch is imported lazily: `lottery-sty
 
 
 def stylize(args: argparse.Namespace) -> None:
-    from lottery_style.stylize import image_paths, stylize_images
-    from lottery_style.ticket_io import load_ticket
+    from lottery_style.tickets.loading import load_ticket
+    from lottery_style.tools.stylize import image_paths, stylize_images
 
     device = _device(args.device)
     contents, styles = image_paths(args.content, "content"), image_paths(args.style, "style")
@@ -45,7 +45,7 @@ def stylize(args: argparse.Namespace) -> None:
 
 
 def export(args: argparse.Namespace) -> None:
-    from lottery_style.ticket_io import export_round
+    from lottery_style.tickets.loading import export_round
 
     stats = export_round(args.round_folder, args.out, fp16=args.fp16, compress=args.compress)
     print(
@@ -57,7 +57,7 @@ def export(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    from lottery_style.report import write_report
+    from lottery_style.tools.report import write_report
 
     print(write_report(args.runs, args.out))
 
@@ -131,8 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TOOLS:
         return run_tool(argv)
+    from lottery_style.core.config import ConfigError
+    from lottery_style.engine.validation import check_choices
     from lottery_style.train import main as train_main
-    from lottery_style.validation import ConfigError, check_choices
 
     try:
         check_choices(argv)

@@ -1,7 +1,7 @@
-"""Entry point: ``python -m lottery_style.train [overrides]`` or ``lottery-style [overrides]``.
+"""The Hydra app: ``lottery-style [overrides]``, ``python -m lottery_style [overrides]`` or ``python -m lottery_style.train``.
 
 The configs are the repository's top-level ``conf/``, shipped inside the package
-(``lottery_style/conf_dir.py`` finds them), so the command works from any
+(``lottery_style/core/conf_dir.py`` finds them), so the command works from any
 directory with an editable install, ``pip install .`` or a wheel.
 """
 
@@ -11,25 +11,20 @@ import logging
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from lottery_style.conf_dir import CONF_DIR
+from lottery_style.core.conf_dir import CONF_DIR
+from lottery_style.core.config import ConfigError
 from lottery_style.data.images import DataError
-from lottery_style.launch import needs_own_process, run_job_as_single_run
-from lottery_style.lottery import LotteryRun
-from lottery_style.models.vgg import WeightsError
-from lottery_style.resume import check_resumable
-from lottery_style.run_identity import run_id
-from lottery_style.schemas import register_configs
-from lottery_style.terminal import quiet_terminal
-from lottery_style.validation import ConfigError, check_config
+from lottery_style.engine.compose import register
+from lottery_style.engine.launch import needs_own_process, run_job_as_single_run
+from lottery_style.engine.lottery import LotteryRun
+from lottery_style.engine.resume import check_resumable
+from lottery_style.engine.terminal import quiet_terminal
+from lottery_style.engine.validation import check_config
+from lottery_style.models.components.vgg import WeightsError
 
 log = logging.getLogger(__name__)
-
-
-# ${run_id:} in conf/: the hash of the result-defining keys names the run folder (lottery_style/run_identity.py).
-OmegaConf.register_new_resolver("run_id", run_id, replace=True)
-register_configs()
 
 
 def train(cfg: DictConfig) -> float:
@@ -38,19 +33,40 @@ def train(cfg: DictConfig) -> float:
     check_config(cfg)
     check_resumable(cfg, cfg.output_dir)
     if needs_own_process(cfg):
-        return run_job_as_single_run(cfg)  # DDP in a multirun: see lottery_style/launch.py
+        return run_job_as_single_run(cfg)  # DDP in a multirun: see lottery_style/engine/launch.py
     if cfg.hardware.matmul_precision:
         torch.set_float32_matmul_precision(cfg.hardware.matmul_precision)
     result = LotteryRun(cfg, cfg.output_dir).run()
     return float(result["verdict"].extreme_sparsity)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
-def main(cfg: DictConfig) -> float:
-    try:
-        return train(cfg)
-    except (ConfigError, DataError, WeightsError) as error:
-        raise SystemExit(f"lottery-style: {error}") from None
+class Task:
+    """What Hydra runs for each job: :func:`train`, a user's mistake ending it in one line instead of a traceback.
+
+    An object rather than a function so that registration travels with it. Creating
+    it registers the schemas and the ``run_id`` resolver (:func:`register`); a launcher
+    that runs jobs in other processes (submitit: SLURM, or local) pickles it with each
+    job, and unpickling creates it again there (``__reduce__``), so the job has both
+    registered before it composes its config, whatever else it imported.
+    """
+
+    def __init__(self) -> None:
+        register()
+        self.__wrapped__ = train  # Hydra names the job (train.log) after the wrapped function's module or file
+
+    def __reduce__(self) -> tuple[type[Task], tuple[()]]:
+        return (type(self), ())
+
+    def __call__(self, cfg: DictConfig) -> float:
+        try:
+            return train(cfg)
+        except (ConfigError, DataError, WeightsError) as error:
+            raise SystemExit(f"lottery-style: {error}") from None
+
+
+def main() -> None:
+    """Compose the config from the command line and run the job(s), as ``lottery-style [overrides]`` does."""
+    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")(Task())()
 
 
 if __name__ == "__main__":

@@ -50,9 +50,9 @@ if "ipykernel" not in sys.modules:
     matplotlib.use("Agg")  # a script or CI: files only
 import matplotlib.pyplot as plt
 
-from lottery_style.loggers import wandb_mode
-from lottery_style.plot_axes import remaining, remaining_axis
-from lottery_style.report import error_figure, group_runs, load_runs
+from lottery_style.engine.loggers import wandb_mode
+from lottery_style.tools.plot_axes import remaining, remaining_axis
+from lottery_style.tools.report import error_figure, group_runs, load_runs
 
 out = Path(FIGURES)
 out.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,11 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lottery_style.conf_dir import CONF_DIR
+from lottery_style.engine.compose import compose, register
 from lottery_style.models import MODEL_REGISTRY, StyleTransferModule, create_model
+
+# Tests that compose with Hydra's own compose API need the schemas and the run_id resolver as the app has them.
+register()
 
 
 def model_config(name: str, **overrides: Any) -> DictConfig:
@@ -92,12 +95,7 @@ TINY = [
 
 def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
     """The root config as Hydra composes it for the command line, without running anything."""
-    from hydra import compose, initialize_config_dir
-
-    import lottery_style.train  # noqa: F401  (registers schemas and resolvers)
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+    cfg = compose(overrides)
     if output_dir is not None:
         cfg.output_dir = str(output_dir)
     return cfg
@@ -111,7 +109,7 @@ def crashing_run(round_index: int, step: int = 3) -> type:
     """A LotteryRun whose round ``round_index`` dies before optimizer step ``step``, to test resuming."""
     from lightning.pytorch import Callback
 
-    from lottery_style.lottery import LotteryRun
+    from lottery_style.engine.lottery import LotteryRun
 
     class CrashAtStep(Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:

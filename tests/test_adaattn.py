@@ -9,9 +9,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lottery_style.conf_dir import CONF_DIR
+from lottery_style.core.conf_dir import CONF_DIR
 from lottery_style.models.adaattn import AdaAttNBlock, AdaAttNConfig, AdaAttNLossWeights, attention_normalise
-from lottery_style.models.stats import mvn
+from lottery_style.models.components.stats import mvn
 from tests.conftest import overfit, tiny_model
 
 CONF = CONF_DIR / "model" / "adaattn.yaml"

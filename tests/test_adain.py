@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lottery_style.models.stats import adain, mean_std
+from lottery_style.models.components.stats import adain, mean_std
 from tests.conftest import overfit, tiny_model
 
 

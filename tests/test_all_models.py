@@ -14,22 +14,24 @@ from pathlib import Path
 import pytest
 import torch
 
-import lottery_style.evaluation
-import lottery_style.lottery
+import lottery_style.engine.evaluation
+import lottery_style.engine.lottery
 import lottery_style.pruning.callback
 import lottery_style.pruning.masks
-import lottery_style.tickets
-from lottery_style.lottery import LotteryRun
-from lottery_style.models import MODEL_REGISTRY, PARTS
-from lottery_style.round_io import load_round
-from lottery_style.tickets import round_dir
-from tests.conftest import CONF_DIR, compose_train
+import lottery_style.tickets.verdict
+from lottery_style.core.conf_dir import CONF_DIR
+from lottery_style.core.config import PARTS
+from lottery_style.engine.lottery import LotteryRun
+from lottery_style.models import MODEL_REGISTRY
+from lottery_style.tickets.paths import round_dir
+from lottery_style.tickets.storage import load_round
+from tests.conftest import compose_train
 from tests.test_experiments import TEST_SCALE, masks_of, pruned_count
 
 # The smallest images every model accepts (multiples of 16; relu5_1 keeps 2x2 positions for its variances).
 SMALLEST = [*TEST_SCALE, "data.load_size=32", "data.crop_size=32", "data.eval_size=32", "pruning.rounds=1"]
-ENGINE = [lottery_style.lottery, lottery_style.pruning.callback, lottery_style.pruning.masks, lottery_style.tickets,
-          lottery_style.evaluation]  # fmt: skip
+ENGINE = [lottery_style.engine.lottery, lottery_style.pruning.callback, lottery_style.pruning.masks, lottery_style.tickets.verdict,
+          lottery_style.engine.evaluation]  # fmt: skip
 
 
 def source_of(model: str) -> list[str]:

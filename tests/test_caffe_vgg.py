@@ -15,8 +15,8 @@ from skimage import data
 from torch import Tensor, nn
 
 from lottery_style.data.images import DataError, NoImagesError
-from lottery_style.models import caffe_vgg
-from lottery_style.models.caffe_vgg import (
+from lottery_style.models.components import caffe_vgg
+from lottery_style.models.components.caffe_vgg import (
     Calibration,
     caffe_normalised_state,
     calibration_files,
@@ -25,13 +25,8 @@ from lottery_style.models.caffe_vgg import (
     load_calibration_image,
     quantised_file,
 )
-from lottery_style.models.vgg import (
-    Layout,
-    VGGEncoder,
-    conv_indices,
-    normalised_layers,
-)
-from lottery_style.models.weight_sources import build_encoder, resolve_weight_source
+from lottery_style.models.components.vgg import Layout, VGGEncoder, conv_indices, normalised_layers
+from lottery_style.models.components.weight_sources import build_encoder, resolve_weight_source
 from tests.conftest import model_config
 
 TINY_SIZE = 32  # relu5_x at 2x2: the smallest size the layout takes

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lottery_style.checkpointing import ResumeCheckpoint
+from lottery_style.engine.checkpointing import ResumeCheckpoint
 
 
 class _Tiny(L.LightningModule):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lottery_style.tickets import TICKET_FILE
+from lottery_style.tickets.paths import TICKET_FILE
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow

@@ -13,9 +13,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from lottery_style.cli import main
+from lottery_style.core.config import ConfigError
+from lottery_style.engine.validation import check_hardware
 from lottery_style.pruning.callback import trainable_state
-from lottery_style.tickets import DONE
-from lottery_style.validation import ConfigError, check_hardware
+from lottery_style.tickets.paths import DONE
 from tests.conftest import tiny_model
 
 

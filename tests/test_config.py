@@ -6,9 +6,11 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
+from lottery_style.core.conf_dir import CONF_DIR
+from lottery_style.core.config import ConfigError
 from lottery_style.data.images import DataError
-from lottery_style.validation import ConfigError, check_config
-from tests.conftest import CONF_DIR, TINY, compose_train
+from lottery_style.engine.validation import check_config
+from tests.conftest import TINY, compose_train
 
 GROUPS = ["model", "pruning", "data", "hardware", "logger", "experiment"]
 

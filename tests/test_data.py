@@ -15,8 +15,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
 
-from lottery_style.conf_dir import CONF_DIR
-from lottery_style.config import DataConfig
+from lottery_style.core.conf_dir import CONF_DIR
+from lottery_style.core.config import DataConfig
 from lottery_style.data import (
     DataError,
     NoImagesError,

@@ -13,12 +13,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lottery_style.extras import OPTION_EXTRAS, installed
-from lottery_style.launch import relaunches_command
+from lottery_style.core.extras import OPTION_EXTRAS, installed
+from lottery_style.engine.compose import compose
+from lottery_style.engine.launch import relaunches_command
 from lottery_style.pruning.callback import MaskCallback, masks_digest
-from lottery_style.round_io import load_round_masks
-from lottery_style.tickets import REWIND_FILE, TICKET_FILE
-from tests.conftest import CONF_DIR, TINY, compose_train
+from lottery_style.tickets.paths import REWIND_FILE, TICKET_FILE
+from lottery_style.tickets.storage import load_round_masks
+from tests.conftest import TINY, compose_train
 
 TICKET_FILES = {"DONE", "config.yaml", "grid.png", "logs", "metrics.json", TICKET_FILE}
 
@@ -77,13 +78,8 @@ def test_ranks_with_different_masks_refuse_to_train() -> None:
     reason="hydra-submitit-launcher is not installed (pip install -e '.[slurm]')",
 )
 def test_slurm_launcher_runs_one_task_per_device() -> None:
-    from hydra import compose, initialize_config_dir
-
-    import lottery_style.train  # noqa: F401  (registers schemas and resolvers)
-
     overrides = ["launcher=slurm", "hardware=ddp", "hardware.devices=4", "hardware.num_nodes=2"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    cfg = compose(overrides, return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 2)

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from lottery_style.cli import main
-from lottery_style.lottery import LotteryRun
+from lottery_style.engine.lottery import LotteryRun
+from lottery_style.engine.validation import check_config
 from lottery_style.pruning.early_bird import EarlyBird, mask_distance
 from lottery_style.pruning.early_bird_watch import load_trackers
 from lottery_style.pruning.masks import dense_masks, magnitude_prune
-from lottery_style.round_io import load_round_masks
-from lottery_style.tickets import round_dir
-from lottery_style.validation import check_config
+from lottery_style.tickets.paths import round_dir
+from lottery_style.tickets.storage import load_round_masks
 from tests.conftest import TINY, compose_train
 
 

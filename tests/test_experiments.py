@@ -19,19 +19,19 @@ from typing import Any
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-import lottery_style.train  # noqa: F401  (registers the schemas and the run_id resolver)
-from lottery_style.lottery import LotteryRun
+from lottery_style.core.conf_dir import CONF_DIR
+from lottery_style.engine.compose import compose
+from lottery_style.engine.lottery import LotteryRun
 from lottery_style.models import MODEL_REGISTRY, create_model
-from lottery_style.models.vgg import WeightsError
+from lottery_style.models.components.vgg import WeightsError
 from lottery_style.pruning.masks import Masks, kept_counts
-from lottery_style.round_io import load_round, load_round_masks
-from lottery_style.tickets import round_dir
-from tests.conftest import CONF_DIR, TINY, compose_train
+from lottery_style.tickets.paths import round_dir
+from lottery_style.tickets.storage import load_round, load_round_masks
+from tests.conftest import TINY, compose_train
 
 PAPER = sorted(p.stem for p in (CONF_DIR / "experiment").glob("paper_*.yaml"))
 FULL_SCOPE = ["encoder", "transform", "decoder"]
@@ -61,8 +61,7 @@ TEST_SCALE = [
 # ---------------------------------------------------------------- helpers
 def with_hydra(overrides: list[str]) -> DictConfig:
     """The composed config with its ``hydra`` node (sweeper params, run and sweep folders)."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    return compose(overrides, return_hydra_config=True)
 
 
 def sweep_params(experiment: str) -> dict[str, str]:

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from lottery_style.export import export_ticket, load_ticket_export
 from lottery_style.pruning import apply_masks, dense_masks, magnitude_prune
+from lottery_style.tickets.export import export_ticket, load_ticket_export
 
 SPARSITY = 1 - 0.8**10  # 89.26%: the paper's AdaIN ticket
 

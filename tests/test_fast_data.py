@@ -15,12 +15,12 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from lottery_style.cli import main as cli_main
-from lottery_style.config import DataConfig, Decode
+from lottery_style.core.config import DataConfig, Decode
 from lottery_style.data import DataError, PairDataset, SkippedImageWarning, StylePairDataModule, list_images
 from lottery_style.data.crops import resized_crop
 from lottery_style.data.prepare import prepare_folder
 from lottery_style.data.prepared import MANIFEST, read_prepared
-from lottery_style.run_identity import is_result_key
+from lottery_style.tickets.identity import is_result_key
 from tests.conftest import compose_train
 
 LOAD, CROP = 64, 32

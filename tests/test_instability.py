@@ -12,14 +12,15 @@ import torch
 from omegaconf import OmegaConf
 
 from lottery_style.cli import main
-from lottery_style.conf_dir import CONF_DIR
-from lottery_style.evaluation import evaluate
-from lottery_style.instability import barrier, interpolate
-from lottery_style.lottery import LotteryRun
+from lottery_style.core.conf_dir import CONF_DIR
+from lottery_style.core.config import ConfigError
+from lottery_style.engine.evaluation import evaluate
+from lottery_style.engine.instability import barrier, interpolate
+from lottery_style.engine.lottery import LotteryRun
+from lottery_style.engine.validation import check_config
 from lottery_style.pruning.callback import trainable_state
-from lottery_style.round_io import load_rewind_point, load_round_masks
-from lottery_style.tickets import round_dir
-from lottery_style.validation import ConfigError, check_config
+from lottery_style.tickets.paths import round_dir
+from lottery_style.tickets.storage import load_rewind_point, load_round_masks
 from tests.conftest import TINY, compose_train
 
 K, POINTS = 2, 3

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lottery_style.lottery import LotteryRun
+from lottery_style.engine.lottery import LotteryRun
 from lottery_style.pruning.callback import trainable_state
 from lottery_style.pruning.masks import dense_masks, kept_counts, magnitude_prune
-from lottery_style.round_io import load_rewind_point, load_round, load_round_masks
-from lottery_style.tickets import round_dir
+from lottery_style.tickets.paths import round_dir
+from lottery_style.tickets.storage import load_rewind_point, load_round, load_round_masks
 from tests.conftest import TINY, Crash, compose_train, crashing_run, tiny_model
 
 RATE = 0.2

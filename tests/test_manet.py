@@ -8,10 +8,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lottery_style.conf_dir import CONF_DIR
-from lottery_style.models.attention import ChannelAttention
+from lottery_style.core.conf_dir import CONF_DIR
+from lottery_style.models.components.attention import ChannelAttention
+from lottery_style.models.components.stats import mvn
 from lottery_style.models.manet import MANet, MANetConfig, MANetLossWeights, derangement
-from lottery_style.models.stats import mvn
 from tests.conftest import count, overfit, tiny_model
 
 CONF = CONF_DIR / "model" / "manet.yaml"

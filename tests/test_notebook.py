@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lottery_style.lottery import LotteryRun
+from lottery_style.engine.lottery import LotteryRun
 from tests.conftest import TINY, compose_train
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "analysis.py"

@@ -13,8 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from lottery_style.conf_dir import CONF_DIR
-from lottery_style.extras import installed
+from lottery_style.core.conf_dir import CONF_DIR
+from lottery_style.core.extras import installed
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lottery_style.plot_axes import remaining
-from lottery_style.report import Run, error_figure
+from lottery_style.tools.plot_axes import remaining
+from lottery_style.tools.report import Run, error_figure
 
 ROUNDS = 10  # 100, 80, 64, 51.2, ... 10.7% remaining
 SCHEDULE = [1 - 0.8**r for r in range(ROUNDS + 1)]

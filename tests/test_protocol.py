@@ -13,15 +13,15 @@ import torch
 from lightning.pytorch import Callback
 from omegaconf import OmegaConf
 
-from lottery_style.config import Rewind
-from lottery_style.lottery import LotteryRun
-from lottery_style.methods import METHODS, MethodStrategy, RoundInputs, method_strategy, register_method
+from lottery_style.core.config import ConfigError, Rewind
+from lottery_style.engine.lottery import LotteryRun
+from lottery_style.engine.methods import METHODS, MethodStrategy, RoundInputs, method_strategy, register_method
+from lottery_style.engine.rewinding import Segment, round_segments
+from lottery_style.engine.validation import check_config
 from lottery_style.pruning.callback import trainable_state
 from lottery_style.pruning.masks import dense_masks, kept_counts
-from lottery_style.rewinding import Segment, round_segments
-from lottery_style.round_io import load_rewind_point, load_round, load_round_masks
-from lottery_style.tickets import round_dir
-from lottery_style.validation import ConfigError, check_config
+from lottery_style.tickets.paths import round_dir
+from lottery_style.tickets.storage import load_rewind_point, load_round, load_round_masks
 from tests.conftest import TINY, compose_train, tiny_model
 
 STEPS, K = 4, 2

@@ -11,16 +11,16 @@ import pytest
 import torch
 
 from lottery_style.cli import main
-from lottery_style.config import Rewind
+from lottery_style.core.config import ConfigError, Rewind
 from lottery_style.data.datamodule import StylePairDataModule
-from lottery_style.lottery import LotteryRun
-from lottery_style.methods import METHODS, RoundInputs, method_strategy
+from lottery_style.engine.lottery import LotteryRun
+from lottery_style.engine.methods import METHODS, RoundInputs, method_strategy
+from lottery_style.engine.validation import check_config
 from lottery_style.pruning.callback import trainable_state
 from lottery_style.pruning.masks import dense_masks, kept_counts
 from lottery_style.pruning.synflow import linear_chains, synflow_scores
-from lottery_style.round_io import load_round_masks
-from lottery_style.tickets import read_metrics, round_dir
-from lottery_style.validation import ConfigError, check_config
+from lottery_style.tickets.paths import round_dir
+from lottery_style.tickets.storage import load_round_masks, read_metrics
 from tests.conftest import TINY, compose_train, tiny_model
 
 AT_INIT = ("snip", "snip_shuffled", "synflow", "synflow_shuffled")

@@ -14,8 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from lottery_style.models.vgg import WeightsError
-from lottery_style.run_identity import identity, run_id
+from lottery_style.models.components.vgg import WeightsError
+from lottery_style.tickets.identity import identity, run_id
 from lottery_style.train import train
 from tests.conftest import TINY, compose_train, tiny_model
 
@@ -218,8 +218,8 @@ def test_the_file_is_result_defining_and_checked_before_training(tmp_path: Path)
 
 
 def test_rewinding_to_init_rewinds_to_the_released_weights_and_tickets_stylize_without_the_file(tmp_path: Path) -> None:
-    from lottery_style.round_io import load_rewind_point
-    from lottery_style.ticket_io import load_ticket
+    from lottery_style.tickets.loading import load_ticket
+    from lottery_style.tickets.storage import load_rewind_point
 
     reference = reference_decoder()
     path = saved(reference, tmp_path / "decoder.pth")

@@ -13,9 +13,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from lottery_style.cli import main
-from lottery_style.lottery import LotteryRun
-from lottery_style.report import load_run
-from lottery_style.tickets import round_dir
+from lottery_style.engine.lottery import LotteryRun
+from lottery_style.tickets.paths import round_dir
+from lottery_style.tools.report import load_run
 from tests.conftest import TINY, compose_train
 
 
@@ -123,7 +123,7 @@ def test_series_are_experiments_and_replicates_are_distinct_seeds(runs, tmp_path
     data["rounds"][0]["E"] = dense * 1.04
     data["rounds"][1]["matching"] = True
     (sweep / "b" / "summary.json").write_text(json.dumps(data))
-    with caplog.at_level("WARNING", logger="lottery_style.report"):
+    with caplog.at_level("WARNING", logger="lottery_style.tools.report"):
         assert main(["report", str(sweep), "--out", str(tmp_path / "report")]) == 0
     assert "same seed 1: counted once" in caplog.text
     numbers = json.loads((tmp_path / "report" / "report.json").read_text())["adain"]

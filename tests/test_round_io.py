@@ -12,20 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from lottery_style.export import MAGIC
-from lottery_style.loggers import TICKET_FILES, WandbRunLogger
-from lottery_style.lottery import LotteryRun
+from lottery_style.engine.loggers import TICKET_FILES, WandbRunLogger
+from lottery_style.engine.lottery import LotteryRun
 from lottery_style.pruning import dense_masks, kept_counts, magnitude_prune
 from lottery_style.pruning.callback import trainable_state
-from lottery_style.round_io import (
-    load_rewind_point,
-    load_round,
-    load_round_masks,
-    save_rewind_point,
-    save_round,
-)
-from lottery_style.ticket_io import load_ticket
-from lottery_style.tickets import (
+from lottery_style.tickets.export import MAGIC
+from lottery_style.tickets.loading import load_ticket
+from lottery_style.tickets.paths import (
     LEGACY_MASKS_FILE,
     LEGACY_REWIND_FILE,
     LEGACY_WEIGHTS_FILE,
@@ -33,6 +26,7 @@ from lottery_style.tickets import (
     TICKET_FILE,
     round_dir,
 )
+from lottery_style.tickets.storage import load_rewind_point, load_round, load_round_masks, save_rewind_point, save_round
 from tests.conftest import TINY, compose_train
 
 SPARSITY = 1 - 0.8**10  # 89.26%: the paper's AdaIN ticket

@@ -11,11 +11,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from lottery_style import train as train_module
-from lottery_style.round_io import load_round
-from lottery_style.run_identity import device_count, identity, is_result_key
-from lottery_style.tickets import round_dir
-from lottery_style.validation import ConfigError
-from tests.conftest import CONF_DIR, TINY, Crash, compose_train, crashing_run
+from lottery_style.core.conf_dir import CONF_DIR
+from lottery_style.core.config import ConfigError
+from lottery_style.tickets.identity import device_count, identity, is_result_key
+from lottery_style.tickets.paths import round_dir
+from lottery_style.tickets.storage import load_round
+from tests.conftest import TINY, Crash, compose_train, crashing_run
 
 QUICKSTART_DIR = "outputs/quickstart/adain-imp-39e2bc60"  # changes only on purpose: it renames every run folder
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lottery_style.conf_dir import CONF_DIR
-from lottery_style.models.attention import StyleAttention, attention_weights, softmax_attention
+from lottery_style.core.conf_dir import CONF_DIR
+from lottery_style.models.components.attention import StyleAttention, attention_weights, softmax_attention
+from lottery_style.models.components.stats import mean_std_loss, mse_per_sample, mvn
 from lottery_style.models.sanet import SANet, SANetConfig, SANetLossWeights
-from lottery_style.models.stats import mean_std_loss, mse_per_sample, mvn
 from tests.conftest import count, overfit, tiny_model
 
 CONF = CONF_DIR / "model" / "sanet.yaml"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lottery_style.lottery import LotteryRun
+from lottery_style.engine.lottery import LotteryRun
 from tests.conftest import TINY, compose_train
 
 CONTROLS = ("random_prune", "random_reinit", "oneshot")

@@ -12,14 +12,14 @@ import torch
 from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader
 
-from lottery_style import speed
-from lottery_style.lottery import LotteryRun
-from lottery_style.models.stats import mean_std
+from lottery_style.engine import speed
+from lottery_style.engine.lottery import LotteryRun
+from lottery_style.engine.rewinding import Segment
+from lottery_style.engine.speed import SpeedOptions
+from lottery_style.models.components.stats import mean_std
 from lottery_style.pruning import dense_masks, magnitude_prune
 from lottery_style.pruning.callback import MaskCallback
 from lottery_style.pruning.masks import mask_factor
-from lottery_style.rewinding import Segment
-from lottery_style.speed import SpeedOptions
 from tests.conftest import TINY, compose_train, tiny_model
 
 
@@ -102,7 +102,7 @@ def test_mask_factor_multiplies_like_the_bool_mask_without_a_copy() -> None:
 # three times, before and after keep_freed_memory_in_heap, in a fresh process whose malloc nothing has tuned.
 FAULTS_SCRIPT = """
 import resource, torch
-from lottery_style.speed import keep_freed_memory_in_heap
+from lottery_style.engine.speed import keep_freed_memory_in_heap
 def faults():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(3):

@@ -26,9 +26,9 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 
-from lottery_style.lottery import LotteryRun
-from lottery_style.round_io import load_round_masks
-from lottery_style.tickets import round_dir
+from lottery_style.engine.lottery import LotteryRun
+from lottery_style.tickets.paths import round_dir
+from lottery_style.tickets.storage import load_round_masks
 from tests.conftest import TINY, compose_train
 
 GOLDEN = Path(__file__).parent / "golden" / "strategies.json"

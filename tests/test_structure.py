@@ -6,7 +6,7 @@ import torch
 import torchvision.transforms.functional as TF
 from skimage import data
 
-from lottery_style.models.structure import structure_score
+from lottery_style.models.components.structure import structure_score
 from tests.conftest import tiny_model
 
 

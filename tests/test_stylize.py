@@ -14,14 +14,14 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from lottery_style.cli import main
-from lottery_style.export import load_ticket_export
-from lottery_style.lottery import LotteryRun
-from lottery_style.models.vgg import Layout, VGGEncoder
+from lottery_style.engine.lottery import LotteryRun
+from lottery_style.models.components.vgg import Layout, VGGEncoder
 from lottery_style.pruning.callback import trainable_state
-from lottery_style.round_io import save_round
-from lottery_style.stylize import fitted_size
-from lottery_style.ticket_io import load_ticket
-from lottery_style.tickets import DONE, round_dir
+from lottery_style.tickets.export import load_ticket_export
+from lottery_style.tickets.loading import load_ticket
+from lottery_style.tickets.paths import DONE, round_dir
+from lottery_style.tickets.storage import save_round
+from lottery_style.tools.stylize import fitted_size
 from tests.conftest import TINY, compose_train, tiny_model
 
 

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from lottery_style.schedule import round_sparsities
-from lottery_style.validation import check_config
-from tests.conftest import CONF_DIR, TINY, compose_train
+from lottery_style.engine.compose import compose
+from lottery_style.engine.schedule import round_sparsities
+from lottery_style.engine.validation import check_config
+from tests.conftest import TINY, compose_train
 
 
 def sweep_jobs(preset: str, *extra: str) -> list[list[str]]:
     """The job overrides the basic sweeper launches for ``-m experiment=<preset> <extra>``."""
-    import lottery_style.train  # noqa: F401  (registers schemas and resolvers)
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"experiment={preset}"], return_hydra_config=True)
+    cfg = compose([f"experiment={preset}"], return_hydra_config=True)
     params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
     overrides = OverridesParser.create().parse_overrides([*params, *extra])
     (batch,) = BasicSweeper.split_arguments(overrides, max_batch_size=None)

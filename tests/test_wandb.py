@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from lottery_style.loggers import wandb_group, wandb_mode
-from lottery_style.tickets import TICKET_FILE
+from lottery_style.engine.loggers import wandb_group, wandb_mode
+from lottery_style.tickets.paths import TICKET_FILE
 from tests.conftest import TINY
 
 # ------------------------------------------------------------ reading offline runs

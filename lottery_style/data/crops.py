@@ -22,7 +22,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import Tensor
 
-from lottery_style.config import Decode
+from lottery_style.core.config import Decode
 from lottery_style.data.images import ImageReader
 
 Opened = Image.Image | np.ndarray

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from lottery_style.config import Decode
+from lottery_style.core.config import Decode
 from lottery_style.data.images import DataError, NoImagesError, list_images
 from lottery_style.data.pairs import EvalPairs, PairDataset, PairLoader, PairSampler, choose_readable
 from lottery_style.data.prepared import read_complete

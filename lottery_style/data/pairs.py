@@ -23,7 +23,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lottery_style.config import Decode
+from lottery_style.core.config import Decode
 from lottery_style.data.crops import CropSource, FileCrops, PreparedCrops
 from lottery_style.data.images import ImageReader, NoImagesError
 

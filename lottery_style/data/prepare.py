@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from lottery_style.atomic import atomic_write
+from lottery_style.core.atomic import atomic_write
 from lottery_style.data.crops import square_resize
 from lottery_style.data.images import _UNREADABLE, DataError, list_images, open_rgb
 from lottery_style.data.prepared import PreparedFolder, read_prepared

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lottery_style.atomic import atomic_write_json
+from lottery_style.core.atomic import atomic_write_json
 from lottery_style.data.images import DataError
 
 MANIFEST = "prepared.json"

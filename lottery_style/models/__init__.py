@@ -8,7 +8,7 @@ from lottery_style.models import (
     mccnet,  # noqa: F401  (registers model=mccnet)
     sanet,  # noqa: F401  (registers model=sanet)
 )
-from lottery_style.models.base import PARTS, Losses, StyleTransferModule
+from lottery_style.models.base import Losses, StyleTransferModule
 from lottery_style.models.registry import MODEL_REGISTRY, create_model, model_class, register_model
 
-__all__ = ["MODEL_REGISTRY", "PARTS", "Losses", "StyleTransferModule", "create_model", "model_class", "register_model"]
+__all__ = ["MODEL_REGISTRY", "Losses", "StyleTransferModule", "create_model", "model_class", "register_model"]

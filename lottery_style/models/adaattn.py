@@ -17,13 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lottery_style.config import POSITIVE, ModelConfig, OptimizerConfig, ranged
-from lottery_style.models.attention import attention_weights, weighted_sum
+from lottery_style.core.config import POSITIVE, ModelConfig, OptimizerConfig, ranged
 from lottery_style.models.base import Losses, StyleTransferModule
-from lottery_style.models.batching import batched_call
-from lottery_style.models.decoder import MIRROR_PLAN, plan_layers
+from lottery_style.models.components.attention import attention_weights, weighted_sum
+from lottery_style.models.components.batching import batched_call
+from lottery_style.models.components.decoder import MIRROR_PLAN, plan_layers
+from lottery_style.models.components.stats import feature_mse, mean_std_loss, mvn, normalised_content_loss
 from lottery_style.models.registry import register_model
-from lottery_style.models.stats import feature_mse, mean_std_loss, mvn, normalised_content_loss
 
 # relu k_1 channels of VGG-19, k = 1..5; a key at level L has sum(VGG_CHANNELS[:L]) channels.
 VGG_CHANNELS = (64, 128, 256, 512, 512)

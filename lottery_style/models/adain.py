@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from lottery_style.config import ModelConfig
+from lottery_style.core.config import ModelConfig
 from lottery_style.models.base import Losses, StyleTransferModule
+from lottery_style.models.components.stats import adain, mean_std_loss, mse_per_sample
 from lottery_style.models.registry import register_model
-from lottery_style.models.stats import adain, mean_std_loss, mse_per_sample
 
 
 @dataclass

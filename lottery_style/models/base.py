@@ -20,14 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from lottery_style.models.caffe_vgg import Calibration
-from lottery_style.models.decoder import MirrorDecoder
-from lottery_style.models.released import RELEASED_PARTS, ReferenceLayout, load_released, sequential_decoder
-from lottery_style.models.structure import structure_score
-from lottery_style.models.vgg import VGGEncoder
-from lottery_style.models.weight_sources import build_encoder, resolve_weight_source
-
-PARTS = ("encoder", "transform", "decoder")
+from lottery_style.core.config import PARTS
+from lottery_style.models.components.caffe_vgg import Calibration
+from lottery_style.models.components.decoder import MirrorDecoder
+from lottery_style.models.components.released import RELEASED_PARTS, ReferenceLayout, load_released, sequential_decoder
+from lottery_style.models.components.structure import structure_score
+from lottery_style.models.components.vgg import VGGEncoder
+from lottery_style.models.components.weight_sources import build_encoder, resolve_weight_source
 
 
 class Losses(NamedTuple):
@@ -69,7 +68,7 @@ class StyleTransferModule(LightningModule):
             if path:
                 load_released(getattr(self, part), self.reference_layout(part), f"model.{part}.path", path)
         self.loss_weights: dict[str, float] = dict(cfg.loss_weights)
-        # Where this fit reads the LR schedule (lottery_style/rewinding.py): from step ``lr_from`` on,
+        # Where this fit reads the LR schedule (lottery_style/engine/rewinding.py): from step ``lr_from`` on,
         # or held at it (fine-tuning keeps the LR where the dense training ended).
         self.lr_from = 0
         self.lr_hold = False
@@ -204,7 +203,7 @@ class StyleTransferModule(LightningModule):
     @torch.no_grad()
     def test_errors(self, content: Tensor, style: Tensor) -> dict[str, Tensor]:
         """The paper's per-pair errors: E_content, E_style, E = sum; plus SSIM(output, content) and the
-        content structure the output keeps (:mod:`lottery_style.models.structure`), which E does not see."""
+        content structure the output keeps (:mod:`lottery_style.models.components.structure`), which E does not see."""
         result = self.losses(content, style)
         e_content = sum(result.terms[name] for name in self.content_error_terms)
         e_style = sum(result.terms[name] for name in self.style_error_terms)

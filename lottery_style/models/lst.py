@@ -9,12 +9,12 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from lottery_style.config import POSITIVE, EncoderConfig, ModelConfig, OptimizerConfig, Range, ranged
+from lottery_style.core.config import POSITIVE, EncoderConfig, ModelConfig, OptimizerConfig, Range, ranged
 from lottery_style.models.base import Losses, StyleTransferModule
-from lottery_style.models.decoder import MirrorDecoder
+from lottery_style.models.components.decoder import MirrorDecoder
+from lottery_style.models.components.released import ReferenceLayout, sequential_renames
+from lottery_style.models.components.stats import gram, mse_per_sample, sse_per_sample
 from lottery_style.models.registry import register_model
-from lottery_style.models.released import ReferenceLayout, sequential_renames
-from lottery_style.models.stats import gram, mse_per_sample, sse_per_sample
 
 # Channels of relu{level}_1 for the levels LST has variants at (r31, r41).
 LEVEL_CHANNELS = {3: 256, 4: 512}

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from lottery_style.config import NON_NEGATIVE, ModelConfig, ranged
-from lottery_style.models.attention import ChannelAttention, StyleAttention
+from lottery_style.core.config import NON_NEGATIVE, ModelConfig, ranged
 from lottery_style.models.base import Losses
+from lottery_style.models.components.attention import ChannelAttention, StyleAttention
+from lottery_style.models.components.released import ReferenceLayout, projection_renames
+from lottery_style.models.components.stats import mean_std_loss, normalised_content_loss
 from lottery_style.models.registry import register_model
-from lottery_style.models.released import ReferenceLayout, projection_renames
 from lottery_style.models.sanet import CONTENT_LEVELS, SANet, SANetLossWeights
-from lottery_style.models.stats import mean_std_loss, normalised_content_loss
 
 
 @dataclass

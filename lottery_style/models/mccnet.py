@@ -18,12 +18,12 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from lottery_style.config import NON_NEGATIVE, POSITIVE, ModelConfig, ranged
+from lottery_style.core.config import NON_NEGATIVE, POSITIVE, ModelConfig, ranged
 from lottery_style.models.base import Losses
+from lottery_style.models.components.released import ReferenceLayout
+from lottery_style.models.components.stats import EPS, mse_per_sample, mvn, total_variation
 from lottery_style.models.registry import register_model
-from lottery_style.models.released import ReferenceLayout
 from lottery_style.models.sanet import SANet
-from lottery_style.models.stats import EPS, mse_per_sample, mvn, total_variation
 
 CHANNELS = 512  # relu4_1
 

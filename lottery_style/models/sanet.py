@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lottery_style.config import ModelConfig
-from lottery_style.models.attention import StyleAttention
+from lottery_style.core.config import ModelConfig
 from lottery_style.models.base import Losses, StyleTransferModule
-from lottery_style.models.batching import batched_call
+from lottery_style.models.components.attention import StyleAttention
+from lottery_style.models.components.batching import batched_call
+from lottery_style.models.components.released import ReferenceLayout, projection_renames
+from lottery_style.models.components.stats import feature_mse, mean_std_loss, mse_per_sample, normalised_content_loss
 from lottery_style.models.registry import register_model
-from lottery_style.models.released import ReferenceLayout, projection_renames
-from lottery_style.models.stats import feature_mse, mean_std_loss, mse_per_sample, normalised_content_loss
 
 # Loss VGG levels (relu k_1) of the normalised content loss.
 CONTENT_LEVELS = (4, 5)

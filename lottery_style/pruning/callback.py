@@ -16,14 +16,13 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor
 
+from lottery_style.core.config import PART_PREFIXES
 from lottery_style.pruning.masks import Masks, apply_masks, mask_factor
-
-REWOUND_PARTS = ("encoder.", "transform.", "decoder.")
 
 
 def trainable_state(module: torch.nn.Module) -> dict[str, Tensor]:
     """A detached copy of the weights a rewind restores (the frozen loss VGG never changes)."""
-    return {k: v.detach().clone() for k, v in module.state_dict().items() if k.startswith(REWOUND_PARTS)}
+    return {k: v.detach().clone() for k, v in module.state_dict().items() if k.startswith(PART_PREFIXES)}
 
 
 def masks_digest(masks: Masks) -> bytes:

@@ -17,12 +17,10 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from lottery_style.atomic import atomic_torch_save, atomic_write_json, load_tensors
+from lottery_style.core.atomic import atomic_torch_save, atomic_write_json, load_tensors
 from lottery_style.pruning.early_bird import EarlyBird
 from lottery_style.pruning.masks import dense_masks, magnitude_prune
-
-RECORD = "early_bird.pt"
-SUMMARY = "early_bird.json"
+from lottery_style.tickets.paths import EARLY_BIRD_RECORD, EARLY_BIRD_SUMMARY
 
 
 class EarlyBirdWatch(Callback):
@@ -47,8 +45,8 @@ class EarlyBirdWatch(Callback):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.is_global_zero:
             self.ticket_dir.mkdir(parents=True, exist_ok=True)
-            atomic_torch_save([asdict(tracker) for tracker in self.trackers], self.ticket_dir / RECORD)
-            atomic_write_json(self.ticket_dir / SUMMARY, {**self.costs, "every": self.every,
+            atomic_torch_save([asdict(tracker) for tracker in self.trackers], self.ticket_dir / EARLY_BIRD_RECORD)
+            atomic_write_json(self.ticket_dir / EARLY_BIRD_SUMMARY, {**self.costs, "every": self.every,
                                                           "targets": [t.summary() for t in self.trackers]})  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
@@ -60,4 +58,4 @@ class EarlyBirdWatch(Callback):
 
 def load_trackers(ticket_dir: Path) -> list[EarlyBird]:
     """Round 0's trackers as the watch left them."""
-    return [EarlyBird(**tracker) for tracker in load_tensors(ticket_dir / RECORD)]
+    return [EarlyBird(**tracker) for tracker in load_tensors(ticket_dir / EARLY_BIRD_RECORD)]

@@ -1,0 +1,11 @@
+"""Dense training only: the round 0 a ticket must match."""
+
+from __future__ import annotations
+
+from lottery_style.core.config import Method
+from lottery_style.engine.methods.base import MethodStrategy, register_method
+
+
+@register_method(Method.dense)
+class DenseOnly(MethodStrategy):
+    prunes = False

@@ -1,0 +1,153 @@
+"""The run summary (sparsity vs metrics per round) and the paper's matching verdict.
+
+The verdict is computed from the recorded metrics only, so it can be re-derived
+(and unit-tested) without any model.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scipy.stats import t
+
+from lottery_style.core.atomic import atomic_write_json, atomic_write_text
+from lottery_style.core.config import PARTS
+from lottery_style.tickets.paths import SUMMARY_CSV, SUMMARY_JSON
+from lottery_style.tickets.storage import finished_rounds, read_metrics
+
+SUMMARY_FIELDS = (
+    "round", "method", "sparsity", "sparsity_model", *(f"sparsity_{part}" for part in PARTS),
+    "E_content", "E_style", "E", "E_std", "ssim", "structure", "matching", "dE_mean", "dE_ci_low", "dE_ci_high",
+)  # fmt: skip
+CONFIDENCE = 0.95  # of the paired interval of ticket - dense per-pair E
+
+
+@dataclass
+class Verdict:
+    """Which rounds of one run match its dense round 0 (the paper's verdict), and its extreme sparsity.
+
+    Matching is the paper's strict rule on one run: E <= E_dense * (1 + tolerance).
+    Whether a gap is noise is judged across replicates (runs differing only in the
+    seed) by ``lottery-style report`` (:mod:`lottery_style.tools.report`); one run only
+    records, as information, the paired interval of its per-pair differences.
+    """
+
+    dense_E: float
+    tolerance: float
+    matching: list[bool] = field(default_factory=list)
+    extreme_sparsity: float = 0.0  # the highest matching sparsity (0 when no pruned round matches)
+    all_lower_matched: bool = True  # every round below the extreme sparsity matched too
+
+
+def extreme_sparsity(sparsities: Sequence[float], matches: Sequence[bool]) -> tuple[float, bool]:
+    """The highest matching sparsity (the paper's "extreme sparsity") and whether every lower one matched."""
+    extreme = max((s for s, m in zip(sparsities, matches) if m), default=0.0)
+    return extreme, all(m for s, m in zip(sparsities, matches) if s < extreme)
+
+
+def is_matching(E: float, dense_E: float, tolerance: float = 0.0) -> bool:
+    """The paper's rule: a ticket matches when its test error is no greater than the dense model's (+ tolerance)."""
+    return float(E) <= float(dense_E) * (1.0 + tolerance)
+
+
+def matching_verdict(rows: Sequence[dict[str, Any]], tolerance: float = 0.0) -> Verdict:
+    """Matching = the ticket's test error is no greater than the dense model's (the paper's definition).
+
+    ``rows`` are per-round metrics sorted by round with round 0 dense.
+    """
+    if not rows or rows[0]["round"] != 0:
+        raise ValueError("a verdict needs the dense round 0 as the first row")
+    dense_E = float(rows[0]["E"])
+    verdict = Verdict(dense_E=dense_E, tolerance=tolerance)
+    verdict.matching = [is_matching(row["E"], dense_E, tolerance) for row in rows]
+    verdict.extreme_sparsity, verdict.all_lower_matched = extreme_sparsity(
+        [float(row["sparsity"]) for row in rows], verdict.matching
+    )
+    return verdict
+
+
+def paired_difference(ticket: Sequence[float], dense: Sequence[float]) -> tuple[float, float | None, float | None]:
+    """Mean of ticket - dense per-pair E on the same fixed pairs, with its two-sided ``CONFIDENCE`` interval.
+
+    A t interval (Student's t with n-1 degrees of freedom) on the paired
+    differences: the uncertainty of the mean gap due to the choice of evaluation
+    pairs. Information only; the interval is None with fewer than two pairs.
+    """
+    if len(ticket) != len(dense) or not ticket:
+        raise ValueError(f"paired errors need the same pairs: {len(ticket)} ticket vs {len(dense)} dense values")
+    diffs = [a - b for a, b in zip(ticket, dense)]
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return mean, None, None
+    half = float(t.ppf(0.5 + CONFIDENCE / 2, len(diffs) - 1)) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return mean, mean - half, mean + half
+
+
+def summary_rows(run_dir: str | Path, tolerance: float) -> tuple[list[dict[str, Any]], Verdict]:
+    """Per-round rows of a run folder (finished rounds only) with the verdict and the paired interval filled in."""
+    metrics = [read_metrics(ticket_dir) for ticket_dir in finished_rounds(run_dir)]
+    rows = [{key: m.get(key) for key in SUMMARY_FIELDS} for m in metrics]
+    verdict = matching_verdict(rows, tolerance)
+    dense_pairs = metrics[0].get("per_pair_E")
+    for row, m, match in zip(rows, metrics, verdict.matching):
+        row["matching"] = match
+        if dense_pairs and m.get("per_pair_E"):
+            row["dE_mean"], row["dE_ci_low"], row["dE_ci_high"] = paired_difference(m["per_pair_E"], dense_pairs)
+    return rows, verdict
+
+
+def write_summary(run_dir: str | Path, tolerance: float) -> tuple[list[dict[str, Any]], Verdict]:
+    """Write ``summary.csv`` and ``summary.json`` (rows + verdict) atomically."""
+    run_dir = Path(run_dir)
+    rows, verdict = summary_rows(run_dir, tolerance)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(run_dir / SUMMARY_CSV, buffer.getvalue())
+    atomic_write_json(run_dir / SUMMARY_JSON, {"rounds": rows, "verdict": asdict(verdict)})
+    return rows, verdict
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
+
+
+def _ci(row: dict[str, Any]) -> str:
+    if row.get("dE_mean") is None:
+        return "-"
+    low, high = row.get("dE_ci_low"), row.get("dE_ci_high")
+    return f"{row['dE_mean']:+.3g}" + ("" if low is None else f" [{low:+.3g}, {high:+.3g}]")
+
+
+def format_table(rows: Sequence[dict[str, Any]], verdict: Verdict) -> str:
+    """The plain-text table printed at the end of a run."""
+    ci = f"dE [{100 * CONFIDENCE:g}% CI]"
+    lines = [
+        f"{'round':>5}  {'sparsity':>8}  {'E':>12}  {'E_content':>12}  {'E_style':>12}  {'structure':>9}  {ci:>28}  "
+        f"{'matching':>8}"
+    ]
+    for row, match in zip(rows, verdict.matching):
+        structure = row.get("structure")
+        lines.append(
+            f"{row['round']:>5}  {_pct(row['sparsity']):>8}  {row['E']:>12.5g}  {row['E_content']:>12.5g}  "
+            f"{row['E_style']:>12.5g}  {'-' if structure is None else f'{structure:.3f}':>9}  {_ci(row):>28}  "
+            f"{'yes' if match else 'no':>8}"
+        )
+    lines.append(
+        f"extreme sparsity: {_pct(verdict.extreme_sparsity)} (E <= dense x {1 + verdict.tolerance:g}); "
+        f"every lower sparsity matched: {'yes' if verdict.all_lower_matched else 'no'}"
+    )
+    lines.append(
+        "structure: content edges kept by the output (1 = all); "
+        "dE: ticket - dense per-pair E on the same pairs (information); "
+        "across seeds: lottery-style report on the replicates"
+    )
+    return "\n".join(lines)

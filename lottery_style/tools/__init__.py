@@ -1,0 +1,1 @@
+"""Tools that read finished run folders and tickets: the report (and its Hydra callback) and stylizing."""

@@ -1,0 +1,404 @@
+"""One page from many run folders: E vs sparsity per experiment over seeds, verdicts, per-part sparsity, grids.
+
+Runs are compared by their result-defining keys (:mod:`lottery_style.tickets.identity`,
+read from each run's ``round_00/config.yaml``): runs equal in every such key but
+the seed are *replicates* of one experiment, a *series*; any other difference
+(method, rate, scope, steps, data, learning rate, ...) makes another series,
+labelled by the keys that differ between series of the same method (e.g.
+``imp, pruning.rate=0.1``). The same seed twice is one replicate: the report warns
+and keeps the run with the most finished rounds. Rounds are aligned by sparsity.
+
+Every number comes from the runs' own records (``summary.json``, or the finished
+rounds when a run has no summary yet), so the page can be rebuilt at any time
+without a model. Spreads are sample standard deviations over replicates (0 for one).
+
+Two verdicts per series:
+
+- per seed, the paper's strict rule (E <= dense E of that run), counted over seeds;
+- across seeds, the replicate-aware rule of Chen et al. 2020 ("The Lottery Ticket
+  Hypothesis for Pre-trained BERT Networks", appendix A: "the highest sparsities
+  for which IMP subnetwork performance is within one standard deviation of the
+  unpruned BERT model"): a sparsity matches when the ticket's E, averaged over
+  replicates, is at most the dense round 0's E averaged over replicates plus one
+  standard deviation of the dense E across replicates. With one replicate the
+  standard deviation is 0 and the rule is the strict one.
+
+The loading and plotting functions are public so that a notebook can draw the
+same figures: ``load_runs(paths)``, ``group_runs(runs)``, ``aggregate(runs)``,
+``replicate_verdict(runs)``, ``error_figure(groups)`` (and ``lottery_style.tools.plot_axes.remaining_axis`` for a figure of one's own).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+from omegaconf import OmegaConf
+
+from lottery_style.core.atomic import atomic_write_json, atomic_write_text
+from lottery_style.core.config import PARTS, Method
+from lottery_style.tickets.identity import REPLICATE_KEYS, identity, schema_defaults
+from lottery_style.tickets.paths import GRID_FILE, REPORT_HTML, REPORT_JSON, ROUND_CONFIG, SUMMARY_JSON, round_dir
+from lottery_style.tickets.verdict import extreme_sparsity as _extreme
+from lottery_style.tickets.verdict import summary_rows
+from lottery_style.tools.plot_axes import remaining, remaining_axis
+from lottery_style.tools.report_early_bird import (
+    COMPARISON_HEADER,
+    comparison,
+    comparison_cells,
+    distance_figure,
+    early_bird_record,
+)
+from lottery_style.tools.report_instability import (
+    INSTABILITY_HEADER,
+    instability_cells,
+    instability_figure,
+    instability_records,
+)
+
+log = logging.getLogger(__name__)
+METRICS = ("sparsity", "E", "E_content", "E_style", "ssim", "structure", *(f"sparsity_{part}" for part in PARTS))
+METHOD_ORDER = [method.value for method in Method]  # IMP first: the order Method lists them in
+
+
+class ReportError(ValueError):
+    """A folder that holds no usable run; the one-line message names it."""
+
+
+@dataclass
+class Run:
+    """One run folder's records."""
+
+    path: Path
+    model: str
+    method: str
+    seed: int
+    identity: dict[str, Any]  # run_identity.identity of its config: equal but for the seed = replicates
+    rows: list[dict[str, Any]]  # one per finished round, the fields of tickets.SUMMARY_FIELDS
+    verdict: dict[str, Any]  # tickets.Verdict as a dict
+
+    def series_key(self) -> str:
+        return json.dumps({k: v for k, v in self.identity.items() if k not in REPLICATE_KEYS}, sort_keys=True, default=str)
+
+    def grid(self, round_index: int) -> Path | None:
+        path = round_dir(self.path, round_index) / GRID_FILE
+        return path if path.is_file() else None
+
+
+# ----------------------------------------------------------------- loading
+def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
+    """Each path is a run folder (it has ``round_00``; its branches in ``branches/<method>/`` come with it) or a
+    folder holding run folders at any depth (a sweep)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            raise ReportError(f"run folder {path} does not exist")
+        runs = sorted(p.parent for p in path.rglob(round_dir(path, 0).name) if p.is_dir())  # a run, its branches, or a sweep
+        if not runs:
+            raise ReportError(f"{path} holds no run folder: expected a folder with round_00/ inside (or a sweep of them)")
+        found += [run for run in runs if run not in found]
+    return found
+
+
+def load_run(path: Path) -> Run:
+    config_file = round_dir(path, 0) / ROUND_CONFIG
+    if not config_file.is_file():
+        raise ReportError(f"{path} has no finished round 0 ({config_file} is missing)")
+    cfg = OmegaConf.load(config_file)
+    summary = path / SUMMARY_JSON
+    if summary.is_file():
+        data = json.loads(summary.read_text())
+        rows, verdict = data["rounds"], data["verdict"]
+    else:
+        try:
+            rows, verdict_obj = summary_rows(path, float(OmegaConf.select(cfg, "pruning.matching_tolerance", default=0.0)))
+        except (ValueError, OSError) as error:  # no finished round 0, a round without metrics.json
+            raise ReportError(f"{path} has no summary.json and its rounds cannot make one: {error}") from None
+        verdict = asdict(verdict_obj)
+    return Run(path=path, model=str(cfg.model.name), method=str(rows[0]["method"]), seed=int(cfg.seed),
+               identity=identity(cfg), rows=rows, verdict=verdict)  # fmt: skip
+
+
+def load_runs(paths: Sequence[str | Path]) -> list[Run]:
+    return [load_run(path) for path in find_run_dirs(paths)]
+
+
+def flat_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One row per (run, round) with the run's model, method, seed and folder: a table for pandas."""
+    return [{"run": str(run.path), "model": run.model, "seed": run.seed, **row, "method": run.method} for run in runs for row in run.rows]
+
+
+def _method_key(method: str) -> tuple[int, str]:
+    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+
+
+def _replicates(runs: Sequence[Run]) -> list[Run]:
+    """One run per seed (the one with the most finished rounds), sorted by seed; a repeated seed is no new replicate."""
+    by_seed: dict[int, Run] = {}
+    for run in runs:
+        kept = by_seed.setdefault(run.seed, run)
+        if kept is not run:
+            log.warning("%s and %s are the same experiment with the same seed %d: counted once", kept.path, run.path, run.seed)
+            by_seed[run.seed] = max(kept, run, key=lambda r: len(r.rows))
+    return [by_seed[seed] for seed in sorted(by_seed)]
+
+
+def _label(method: str, key: str, siblings: Sequence[str], defaults: Mapping[str, Any]) -> str:
+    """The method, plus the keys whose values differ between this method's series (a key left out is at its default)."""
+    if len(siblings) == 1:
+        return method
+    mine, others = json.loads(key), [json.loads(k) for k in siblings]
+    varying = sorted(k for k in set().union(*others) if len({json.dumps(o.get(k), default=str) for o in others}) > 1)
+    return ", ".join([method, *(f"{k}={mine.get(k, defaults.get(k))}" for k in varying)])
+
+
+def group_runs(runs: Sequence[Run]) -> dict[str, dict[str, list[Run]]]:
+    """model -> series label -> replicates (one per seed), IMP first; see the module docstring."""
+    series: dict[str, dict[tuple[str, str], list[Run]]] = {}
+    for run in runs:
+        series.setdefault(run.model, {}).setdefault((run.method, run.series_key()), []).append(run)
+    groups: dict[str, dict[str, list[Run]]] = {}
+    for model, members in sorted(series.items()):
+        keys_of = {m: sorted(k for meth, k in members if meth == m) for m, _ in members}
+        defaults = schema_defaults(model)
+        labelled = {_label(method, key, keys_of[method], defaults): _replicates(found) for (method, key), found in members.items()}
+        groups[model] = {label: labelled[label] for label in sorted(labelled, key=lambda l: (_method_key(labelled[l][0].method), l))}
+    return groups
+
+
+# ------------------------------------------------------------- statistics
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    values = [float(v) for v in values]
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _sparsity_key(row: Mapping[str, Any]) -> float:
+    return round(float(row["sparsity"]), 6)
+
+
+def _dense_E(runs: Sequence[Run]) -> tuple[float, float]:
+    """Mean and std over replicates of the dense round 0's E."""
+    return mean_std([run.rows[0]["E"] for run in runs])
+
+
+def aggregate(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Per sparsity (replicates aligned by sparsity, not round index): mean and std over replicates of every
+    metric, how many replicates match (the paper's rule, per seed) and the across-replicate verdict."""
+    by_sparsity: dict[float, list[dict[str, Any]]] = {}
+    for run in runs:
+        for row in run.rows:
+            by_sparsity.setdefault(_sparsity_key(row), []).append(row)
+    dense_mean, dense_std = _dense_E(runs)
+    points = []
+    for sparsity in sorted(by_sparsity):
+        rows = by_sparsity[sparsity]
+        point: dict[str, Any] = {"round": rows[0]["round"], "seeds": len(rows)}
+        for metric in METRICS:
+            values = [row[metric] for row in rows if row.get(metric) is not None]
+            if values:
+                point[f"{metric}_mean"], point[f"{metric}_std"] = mean_std(values)
+        point["matching"] = sum(bool(row["matching"]) for row in rows)
+        point["matching_replicates"] = point["E_mean"] <= dense_mean + dense_std
+        points.append(point)
+    return points
+
+
+def replicate_verdict(runs: Sequence[Run]) -> dict[str, Any]:
+    """Chen et al.'s rule over the replicates of one series: the dense E (mean, std over replicates), the extreme
+    sparsity (highest sparsity whose mean E is within one std of the dense mean) and whether every lower one matched."""
+    points = aggregate(runs)
+    dense_mean, dense_std = _dense_E(runs)
+    extreme, all_lower = _extreme([p["sparsity_mean"] for p in points], [p["matching_replicates"] for p in points])
+    return {"replicates": len(runs), "dense_E_mean": dense_mean, "dense_E_std": dense_std,
+            "extreme_sparsity": extreme, "all_lower_matched": all_lower}  # fmt: skip
+
+
+def extreme_sparsity(runs: Sequence[Run]) -> dict[str, Any]:
+    """The seeds, each run's extreme sparsity under the paper's rule (values, mean, std) and the across-replicate verdict."""
+    values = [float(run.verdict["extreme_sparsity"]) for run in runs]
+    mean, std = mean_std(values)
+    return {"seeds": [run.seed for run in runs], "extreme_sparsity": {"values": values, "mean": mean, "std": std},
+            "replicates": replicate_verdict(runs)}  # fmt: skip
+
+
+# ---------------------------------------------------------------- figures
+def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = ("E",), title: str = "") -> Figure:
+    """One panel per metric against weights remaining (:func:`remaining_axis`): a line per series (mean over
+    seeds, shaded +-std), the dense round 0 (mean over every run) dashed, and each series' extreme sparsity
+    across seeds (:func:`replicate_verdict`) as a dotted line in its colour."""
+    figure = Figure(figsize=(5.5 * len(metrics), 4), layout="constrained")
+    axes = figure.subplots(1, len(metrics), squeeze=False)[0]
+    sparsities = [row["sparsity"] for runs in methods.values() for run in runs for row in run.rows]
+    for axis, metric in zip(axes, metrics):
+        dense = [run.rows[0][metric] for runs in methods.values() for run in runs]
+        axis.axhline(statistics.fmean(dense), color="black", linestyle="--", linewidth=1, label="dense (round 0)")
+        for method, runs in methods.items():
+            points = aggregate(runs)
+            x = [remaining(p["sparsity_mean"]) for p in points]
+            mean = [p[f"{metric}_mean"] for p in points]
+            std = [p[f"{metric}_std"] for p in points]
+            line = axis.plot(x, mean, marker="o", label=f"{method} (n={len(runs)})")[0]
+            axis.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                              color=line.get_color(), alpha=0.2)  # fmt: skip
+            extreme = replicate_verdict(runs)["extreme_sparsity"]
+            if extreme > 0:
+                axis.axvline(remaining(extreme), color=line.get_color(), linestyle=":", linewidth=1,
+                             label=f"{method} extreme: {100 * extreme:.1f}% sparse")  # fmt: skip
+        remaining_axis(axis, sparsities)
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_error_vs_sparsity(
+    methods: Mapping[str, Sequence[Run]], path: str | Path, metrics: Sequence[str] = ("E",), title: str = ""
+) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    error_figure(methods, metrics, title).savefig(path, dpi=120)
+    return path
+
+
+# ------------------------------------------------------------------- page
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def _pm(mean: float, std: float, fmt: str = ".5g") -> str:
+    return f"{mean:{fmt}} ± {std:{fmt}}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _image(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<figure><img src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+
+
+def _extreme_rows(methods: Mapping[str, Sequence[Run]]) -> list[list[Any]]:
+    rows = []
+    for method, runs in methods.items():
+        ext = extreme_sparsity(runs)
+        across = ext["replicates"]
+        rows.append([
+            method, len(runs), ", ".join(map(str, ext["seeds"])),
+            f"{_pct(ext['extreme_sparsity']['mean'])} ± {_pct(ext['extreme_sparsity']['std'])}",
+            _pm(across["dense_E_mean"], across["dense_E_std"]), _pct(across["extreme_sparsity"]),
+            "yes" if across["all_lower_matched"] else "no",
+        ])  # fmt: skip
+    return rows
+
+
+def _round_rows(runs: Sequence[Run]) -> list[list[str]]:
+    return [
+        [
+            p["round"], _pct(p["sparsity_mean"]), _pm(p["E_mean"], p["E_std"]), _pm(p["E_content_mean"], p["E_content_std"]),
+            _pm(p["E_style_mean"], p["E_style_std"]),
+            _pm(p["structure_mean"], p["structure_std"], ".3f") if "structure_mean" in p else "-",  # older runs: none
+            f"{p['matching']}/{p['seeds']}",
+            "yes" if p["matching_replicates"] else "no", *(_pct(p.get(f"sparsity_{part}_mean", 0.0)) for part in PARTS),
+        ]
+        for p in aggregate(runs)
+    ]  # fmt: skip
+
+
+def _grids(methods: Mapping[str, Sequence[Run]]) -> list[str]:
+    """The first seed's dense grid, and per method the grid at its extreme sparsity (else its last round)."""
+    first = next(iter(methods.values()))[0]
+    shown = [(first.grid(0), f"dense (round 0), {first.method} seed {first.seed}")]
+    for method, runs in methods.items():
+        run = runs[0]
+        matching = [i for i, row in enumerate(run.rows) if row["matching"] and i > 0]
+        index = matching[-1] if matching else len(run.rows) - 1
+        if index > 0:
+            verdict = "extreme matching sparsity" if matching else "last round, not matching"
+            shown.append((run.grid(index), f"{method} seed {run.seed}, round {index}: "
+                          f"{_pct(run.rows[index]['sparsity'])} ({verdict})"))  # fmt: skip
+    return [_image(path, caption) for path, caption in shown if path is not None]
+
+
+PAGE_STYLE = (
+    "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+    "img{max-width:100%}figure{display:inline-block;margin:.5em;vertical-align:top}"
+)
+ROUND_HEADER = ("round", "sparsity", "E", "E_content", "E_style", "content structure kept", "matching (seeds, E <= dense)",
+                "matching across seeds (mean E <= dense mean + 1 std)", *(f"{part} sparsity" for part in PARTS))  # fmt: skip
+EXTREME_HEADER = ("series", "seeds", "seed values", "extreme sparsity per seed (E <= dense)", "dense E across seeds",
+                  "extreme sparsity across seeds (mean E <= dense mean + 1 std)", "every lower sparsity matched")  # fmt: skip
+
+
+def _early_bird_section(model: str, runs: Sequence[Run], out_dir: Path, numbers: dict[str, Any]) -> str:
+    """Mask distance vs step and the early-bird tickets' E and cost beside IMP's (:mod:`.report_early_bird`)."""
+    early_bird_runs = [run for run in runs if early_bird_record(run) is not None]
+    if not early_bird_runs:
+        return ""
+    path = out_dir / f"early_bird_distance-{model}.png"
+    distance_figure(early_bird_runs, f"{model}: early-bird mask distance").savefig(path, dpi=120)
+    rows = comparison(early_bird_runs, runs)
+    numbers["early_bird_vs_imp"] = rows  # beside the series labels (one of which may be "early_bird")
+    return (f"<h3>Early-bird tickets (You et al. 2020): E and cost (training steps) beside IMP's</h3>{_image(path, path.name)}"
+            f"{_table(COMPARISON_HEADER, comparison_cells(rows))}")  # fmt: skip
+
+
+def _instability_section(model: str, runs: Sequence[Run], out_dir: Path, numbers: dict[str, Any]) -> str:
+    """Barrier vs sparsity and vs k, E along the path (:mod:`.report_instability`)."""
+    records = instability_records(runs)
+    if not records:
+        return ""
+    path = out_dir / f"instability-{model}.png"
+    instability_figure(records, f"{model}: instability (linear mode connectivity)").savefig(path, dpi=120)
+    numbers["instability"] = records  # beside the series labels, none of which is "instability"
+    return (f"<h3>Instability analysis (Frankle et al. 2020): error barrier between two copies</h3>"
+            f"{_image(path, path.name)}{_table(INSTABILITY_HEADER, instability_cells(records))}")  # fmt: skip
+
+
+def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
+    """Figures (PNG), ``report.json`` and a self-contained ``report.html`` in ``out_dir``; returns the page."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = load_runs(paths)
+    sections, numbers = [], {}
+    for model, methods in group_runs(runs).items():
+        curve = plot_error_vs_sparsity(methods, out_dir / f"E_vs_sparsity-{model}.png", ("E",), f"{model}: test error E")
+        terms = plot_error_vs_sparsity(methods, out_dir / f"terms_vs_sparsity-{model}.png", ("E_content", "E_style"), model)
+        figures = [curve, terms]
+        if all(row.get("structure") is not None for runs in methods.values() for run in runs for row in run.rows):
+            title = f"{model}: content structure kept (1 = every edge)"
+            figures.append(plot_error_vs_sparsity(methods, out_dir / f"structure_vs_sparsity-{model}.png", ("structure",), title))
+        numbers[model] = {m: {"extreme": extreme_sparsity(r), "rounds": aggregate(r), "runs": [str(x.path) for x in r]}
+                          for m, r in methods.items()}  # fmt: skip
+        per_method = "".join(f"<h3>{html.escape(m)}</h3>{_table(ROUND_HEADER, _round_rows(r))}" for m, r in methods.items())
+        everyone = [r for rs in methods.values() for r in rs]
+        early_bird = _early_bird_section(model, everyone, out_dir, numbers[model])
+        instability = _instability_section(model, everyone, out_dir, numbers[model])
+        sections.append(
+            f"<h2>{html.escape(model)}</h2>{''.join(_image(figure, figure.name) for figure in figures)}"
+            f"<h3>Extreme sparsity (per seed: mean ± std; across seeds: Chen et al. 2020)</h3>{_table(EXTREME_HEADER, _extreme_rows(methods))}"
+            f"<h3>Rounds by sparsity (mean ± std over seeds; matching: seeds whose ticket matches)</h3>{per_method}"
+            f"{early_bird}{instability}<h3>Stylized grids (content | style | output)</h3>{''.join(_grids(methods))}"
+        )
+    run_rows = [[str(r.path), r.model, r.method, r.seed, len(r.rows)] for r in runs]  # every folder given, duplicates too
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>lottery-style report</title>"
+        f"<style>{PAGE_STYLE}</style></head><body><h1>lottery-style report</h1>"
+        f"{''.join(sections)}<h2>Runs</h2>{_table(('folder', 'model', 'method', 'seed', 'rounds'), run_rows)}</body></html>"
+    )
+    atomic_write_json(out_dir / REPORT_JSON, numbers)
+    atomic_write_text(out_dir / REPORT_HTML, page)
+    return out_dir / REPORT_HTML
