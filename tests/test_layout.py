@@ -1,0 +1,265 @@
+"""The package's layout: imports run one way, every module imports on its own, and shared words are defined once.
+
+The layers, top to bottom (README "Layout")::
+
+    entry points   cli, train, __main__
+    tools          report, stylize: they read finished run folders and tickets
+    engine         the IMP driver, methods, evaluation, loggers, launch, resume, config checks
+    parts          models, pruning, data, tickets
+    core           config schemas and errors, the conf/ folder, atomic writes
+
+A module may import its own layer and the layers below it, never one above, and
+no chain of imports may come back to where it started. Imports inside functions
+count as much as those at the top of a module (they only hide a cycle until the
+function runs); only ``if TYPE_CHECKING:`` imports, which never run, are left out.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+from lottery_style.core.config import PARTS, Method
+from lottery_style.tickets import paths
+
+PACKAGE = Path(__file__).resolve().parent.parent / "lottery_style"
+LAYERS = (  # top to bottom: (name, the modules and packages it holds)
+    ("entry points", ("lottery_style.__main__", "lottery_style.cli", "lottery_style.train")),
+    ("tools", ("lottery_style.tools",)),
+    ("engine", ("lottery_style.engine",)),
+    ("parts", ("lottery_style.models", "lottery_style.pruning", "lottery_style.data", "lottery_style.tickets")),
+    ("core", ("lottery_style.core", "lottery_style")),
+)
+
+
+# ------------------------------------------------------------ the import graph
+@cache
+def modules() -> dict[str, Path]:
+    """Every module of the package by its dotted name (a package by its ``__init__.py``)."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def import_nodes(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement, however deep (functions, classes, try blocks), but those under ``if TYPE_CHECKING:``."""
+    found, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def imported(name: str) -> set[str]:
+    """The package's modules that importing ``name`` runs: each imported module and the packages above it,
+    but not ``name``'s own packages (they are already being imported when ``name`` runs)."""
+    path, known = modules()[name], modules()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    targets = set()
+    for node in import_nodes(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets |= {alias.name for alias in node.names}
+            continue
+        base = node.module or ""
+        if node.level:
+            anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+            base = ".".join([*anchor, base] if base else anchor)
+        targets |= {base} | {f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in known}
+    with_parents = {".".join(t.split(".")[:i]) for t in targets for i in range(1, t.count(".") + 2)}
+    return {t for t in with_parents if t in known and t != name and not name.startswith(f"{t}.")}
+
+
+@cache
+def graph() -> dict[str, set[str]]:
+    return {name: imported(name) for name in modules()}
+
+
+def layer_of(name: str) -> int:
+    """The index of the layer that holds ``name`` (0 is the top); the longest matching prefix decides."""
+    matches = [(len(prefix), index) for index, (_, members) in enumerate(LAYERS) for prefix in members
+               if name == prefix or name.startswith(f"{prefix}.")]  # fmt: skip
+    assert matches, f"{name} is in no layer: add it to LAYERS (and to README 'Layout')"
+    return max(matches)[1]
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle per strongly connected component of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(edges[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_graph_sees_function_level_imports() -> None:
+    """The check would miss the cycles the package used to hide if it read only the top of each module."""
+    assert "lottery_style.tools.report" in graph()["lottery_style.cli"]  # imported inside cli.report()
+    assert "lottery_style.train" in graph()["lottery_style.cli"]  # inside cli.main()
+    assert "lottery_style.engine.lottery" not in graph()["lottery_style.engine.methods.base"]  # TYPE_CHECKING only
+
+
+def test_the_cycle_check_finds_a_cycle_hidden_in_a_function() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle() -> None:
+    assert cycles(graph()) == []
+
+
+def test_imports_run_down_the_layers_only() -> None:
+    upward = [f"{name} ({LAYERS[layer_of(name)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
+              for name, targets in graph().items() for target in sorted(targets) if layer_of(target) < layer_of(name)]  # fmt: skip
+    assert upward == []
+
+
+def test_every_module_imports_in_a_fresh_interpreter() -> None:
+    names = [name for name in modules() if name != "lottery_style.__main__"]  # __main__ runs the CLI
+    code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    result = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def architectures() -> list[str]:
+    """The modules that register an architecture (``@register_model``)."""
+    return [name for name, path in modules().items() if "@register_model(" in path.read_text() and name.startswith("lottery_style.models.")]
+
+
+def test_the_logger_module_loads_no_architecture() -> None:
+    """Loggers know runs and tickets, not models: importing them must not build the model zoo (or torch's half of it)."""
+    assert len(architectures()) >= 6
+    code = "import sys, lottery_style.engine.loggers\nprint('\\n'.join(m for m in sys.modules if m.startswith('lottery_style.models')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = result.stdout.split()
+    assert not set(loaded) & set(architectures()), loaded
+    assert loaded == []
+
+
+# ----------------------------------------------------------- one definition
+@cache
+def source_trees() -> dict[str, ast.AST]:
+    return {name: ast.parse(path.read_text()) for name, path in modules().items()}
+
+
+def strings(node: ast.AST) -> list[str]:
+    """The string constants a collection literal holds (a dict's keys included), f-strings' literal parts too."""
+    items: list[ast.AST] = list(node.keys) if isinstance(node, ast.Dict) else list(getattr(node, "elts", []))  # type: ignore[arg-type]
+    found = []
+    for item in items:
+        for part in item.values if isinstance(item, ast.JoinedStr) else [item]:
+            if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                found.append(part.value)
+    return found
+
+
+def collections_naming(trees: dict[str, ast.AST], words: set[str], pattern: re.Pattern[str]) -> list[str]:
+    """``module:line`` of every tuple, list, set or dict literal holding two or more of ``words`` (as ``pattern``
+    finds them in its strings)."""
+    found = []
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set, ast.Dict)):
+                hits = {m for s in strings(node) for m in pattern.findall(s) if m in words}
+                if len(hits) >= 2:
+                    found.append(f"{name}:{node.lineno} {sorted(hits)}")
+    return found
+
+
+def outside(defining_module: str) -> dict[str, ast.AST]:
+    return {name: tree for name, tree in source_trees().items() if name != defining_module}
+
+
+PART_WORDS = re.compile(r"(?<![a-z])(" + "|".join(PARTS) + r")(?![a-z])")  # encoder, sparsity_encoder, encoder.
+METHOD_NAMES = re.compile(r"^(" + "|".join(sorted((m.value for m in Method), key=len, reverse=True)) + r")$")
+
+
+def test_the_parts_are_defined_once() -> None:
+    """``core.config.Part``/``PARTS`` name the parts; a literal list of them elsewhere (``("encoder", "decoder")``,
+    ``("sparsity_encoder", ...)``, ``("encoder.", ...)``) would be a second definition to keep in step."""
+    assert collections_naming(outside("lottery_style.core.config"), set(PARTS), PART_WORDS) == []
+
+
+def test_the_methods_are_defined_once() -> None:
+    """``core.config.Method`` names every method, in the report's order; the registry and the report use it."""
+    from lottery_style.engine.methods import METHODS
+    from lottery_style.tools.report import METHOD_ORDER
+
+    names = {method.value for method in Method}
+    assert set(METHODS) == names and METHOD_ORDER[0] == Method.imp
+    assert collections_naming(outside("lottery_style.core.config"), names, METHOD_NAMES) == []
+
+
+def file_names() -> set[str]:
+    """The file names :mod:`lottery_style.tickets.paths` defines (folders' names are too common a word to search)."""
+    values = {value for key, value in vars(paths).items() if key.isupper() and isinstance(value, str)}
+    return {value for value in values if "." in value} | {paths.DONE}
+
+
+def file_name_literals(trees: dict[str, ast.AST]) -> list[str]:
+    """``module:line`` of every string constant (docstrings aside) that is a run folder's file name, or a round
+    folder's name pattern (``round_00``, ``round_*``)."""
+    names, found = file_names(), []
+    for name, tree in trees.items():
+        docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                if node.value in names or re.match(r"round_(\d|\*|$)", node.value):
+                    found.append(f"{name}:{node.lineno} {node.value!r}")
+    return found
+
+
+def test_the_run_folders_file_names_are_defined_once() -> None:
+    """Every file of a run folder is named in ``tickets/paths.py`` only, as open_lth's ``foundations/paths.py``;
+    a module that writes or reads one imports its name (docstrings may mention them)."""
+    assert {"ticket.lst", "metrics.json", "config.yaml", "DONE", "summary.json", "mask.pt"} <= file_names()
+    assert file_name_literals(outside(paths.__name__)) == []
+
+
+def test_the_scans_would_find_a_second_definition() -> None:
+    source = """
+\"\"\"A docstring may name metrics.json.\"\"\"
+SCOPE = ("encoder", "decoder")
+COLUMNS = ["sparsity_encoder", "sparsity_transform", "E"]
+ORDER = {"imp": 0, "dense": 1}
+ONE = ("imp", "E")
+path = run / "metrics.json"
+rounds = run.glob("round_*")
+"""
+    trees = {"m": ast.parse(source)}
+    assert [hit.split()[0] for hit in collections_naming(trees, set(PARTS), PART_WORDS)] == ["m:3", "m:4"]
+    assert [hit.split()[0] for hit in collections_naming(trees, {m.value for m in Method}, METHOD_NAMES)] == ["m:5"]
+    assert file_name_literals(trees) == ["m:7 'metrics.json'", "m:8 'round_*'"]
