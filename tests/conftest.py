@@ -75,22 +75,8 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-# Test-size overrides: tiny crops, a few steps, random weights, no progress bars.
-TINY = [
-    "model.encoder.weights=random",
-    "data.load_size=48",
-    "data.crop_size=32",
-    "data.batch_size=2",
-    "data.eval_size=32",
-    "data.eval_contents=2",
-    "data.eval_styles=2",
-    "data.grid_pairs=2",
-    "training.steps=4",
-    "training.checkpoint_every=2",
-    "training.log_every=1",
-    "training.progress_bar=false",
-    "logger=csv",
-]
+# Test size (conf/debug/tiny.yaml): tiny crops, 4 steps, random weights, CSV logging, no progress bars.
+TINY = ["debug=tiny"]
 
 
 def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictConfig:

@@ -26,10 +26,10 @@ from lottery_style.models import MODEL_REGISTRY
 from lottery_style.tickets.paths import round_dir
 from lottery_style.tickets.storage import load_round
 from tests.conftest import compose_train
-from tests.test_experiments import TEST_SCALE, masks_of, pruned_count
+from tests.test_experiments import masks_of, pruned_count
 
-# The smallest images every model accepts (multiples of 16; relu5_1 keeps 2x2 positions for its variances).
-SMALLEST = [*TEST_SCALE, "data.load_size=32", "data.crop_size=32", "data.eval_size=32", "pruning.rounds=1"]
+# The smallest images every model accepts, one pruned round (conf/debug/smallest.yaml).
+SMALLEST = ["debug=smallest"]
 ENGINE = [lottery_style.engine.lottery, lottery_style.pruning.callback, lottery_style.pruning.masks, lottery_style.tickets.verdict,
           lottery_style.engine.evaluation]  # fmt: skip
 

@@ -12,7 +12,7 @@ from lottery_style.data.images import DataError
 from lottery_style.engine.validation import check_config
 from tests.conftest import TINY, compose_train
 
-GROUPS = ["model", "pruning", "data", "hardware", "logger", "experiment"]
+GROUPS = ["model", "pruning", "data", "hardware", "logger", "experiment", "debug"]
 
 
 def group_options(group: str) -> list[str]:
@@ -24,8 +24,18 @@ def group_options(group: str) -> list[str]:
 )
 def test_every_option_of_every_group_composes(group: str, option: str) -> None:
     cfg = compose_train([f"{group}={option}"])
-    if group != "experiment":
+    if group not in ("experiment", "debug"):  # both are global packages, not nodes of their own
         assert cfg[group] is not None
+
+
+def test_the_debug_group_shrinks_any_preset_and_the_command_line_still_wins() -> None:
+    """``debug`` comes last in train.yaml's defaults: a paper recipe at test size runs here (bundled images, CPU,
+    no VGG file), and an option given on the command line overrides the test size too."""
+    cfg = compose_train(["experiment=paper_sanet_imp", "debug=recipe", "training.steps=3"])
+    assert (cfg.model.name, cfg.data.name, cfg.hardware.accelerator, cfg.model.encoder.path) == ("sanet", "sample", "cpu", None)
+    assert (cfg.training.steps, cfg.data.crop_size, cfg.logger.name, cfg.pruning.rounds) == (3, 32, "csv", 12)
+    assert compose_train(["debug=smallest"]).pruning.rounds == 1
+    assert compose_train(["debug=tiny", "logger=wandb"]).logger.name == "wandb"
 
 
 def test_experiments_exist() -> None:

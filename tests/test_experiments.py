@@ -31,7 +31,7 @@ from lottery_style.models.components.vgg import WeightsError
 from lottery_style.pruning.masks import Masks, kept_counts
 from lottery_style.tickets.paths import round_dir
 from lottery_style.tickets.storage import load_round, load_round_masks
-from tests.conftest import TINY, compose_train
+from tests.conftest import compose_train
 
 PAPER = sorted(p.stem for p in (CONF_DIR / "experiment").glob("paper_*.yaml"))
 FULL_SCOPE = ["encoder", "transform", "decoder"]
@@ -44,18 +44,8 @@ REFERENCE = {
     "adaattn": (8, 51_740, 512),
     "mccnet": (8, 160_000, 512),
 }
-# Undo the paper scale: bundled images, CPU, random VGG weights, 2 steps, one evaluation pair.
-TEST_SCALE = [
-    *TINY,
-    "logger=csv",
-    "data=sample",
-    "hardware=cpu",
-    "model.encoder.path=null",
-    "training.steps=2",
-    "data.eval_contents=1",
-    "data.eval_styles=1",
-    "data.grid_pairs=1",
-]
+# Undo the paper scale (conf/debug/recipe.yaml): test size, bundled images, CPU, no VGG file, 2 steps, one pair.
+TEST_SCALE = ["debug=recipe"]
 
 
 # ---------------------------------------------------------------- helpers
