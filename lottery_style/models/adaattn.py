@@ -181,7 +181,7 @@ def init_normal_(module: nn.Module, std: float) -> nn.Module:
     return module
 
 
-@register_model("adaattn", config=AdaAttNConfig)
+@register_model(AdaAttNConfig)
 class AdaAttN(StyleTransferModule):
     """AdaAttN with the relu3_1 skip decoder; transform and decoder trained (and the encoder in "+" mode).
 

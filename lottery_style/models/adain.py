@@ -25,7 +25,7 @@ class AdaINConfig(ModelConfig):
     loss_weights: AdaINLossWeights = field(default_factory=AdaINLossWeights)
 
 
-@register_model("adain", config=AdaINConfig)
+@register_model(AdaINConfig)
 class AdaIN(StyleTransferModule):
     """AdaIN with a trainable decoder (and encoder in "+" mode).
 

@@ -109,7 +109,7 @@ def mean_gram_loss(outputs: Sequence[Tensor], targets: Sequence[Tensor]) -> Tens
     return total
 
 
-@register_model("lst", config=LSTConfig)
+@register_model(LSTConfig)
 class LST(StyleTransferModule):
     """LST at relu4_1 (r41) or relu3_1 (r31), with floor pooling and a separate loss VGG to relu5_1.
 

@@ -73,7 +73,7 @@ def derangement(batch: int, device: torch.device) -> tuple[Tensor, Tensor]:
     return order.to(device), order.roll(1).to(device)
 
 
-@register_model("manet", config=MANetConfig)
+@register_model(MANetConfig)
 class MANet(SANet):
     """MANet: SANet's loss family with a relu4_1-only transform and disentanglement terms."""
 

@@ -89,7 +89,7 @@ class MCCBlock(nn.Module):
         return content + self.o(self.f(mvn(content)) * weights[..., None, None])
 
 
-@register_model("mccnet", config=MCCNetConfig)
+@register_model(MCCNetConfig)
 class MCCNet(SANet):
     """MCCNet: SANet's loss family with a relu4_1 MCC transform, an illumination term and total variation.
 

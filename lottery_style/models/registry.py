@@ -3,10 +3,13 @@
 Modelled on timm's registry: an architecture registers itself with a decorator,
 and everything else (configs, the IMP driver, stylize, export) reaches it only
 through :func:`create_model`, so adding an architecture touches no engine code.
+Its name is said once, as the default of its config schema's ``name``; the
+schema holds every default, ``conf/model/<name>.yaml`` only selects it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,8 +29,12 @@ class ModelEntry:
 MODEL_REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, config: type) -> Callable[[T], T]:
-    """Class decorator: make ``model=<name>`` build this module with ``config`` as its schema."""
+def register_model(config: type) -> Callable[[T], T]:
+    """Class decorator: make ``model=<name>`` build this module with ``config`` as its schema, ``<name>`` being
+    the default of the schema's ``name`` field."""
+    name = next(f.default for f in dataclasses.fields(config) if f.name == "name")
+    if not isinstance(name, str):
+        raise TypeError(f"{config.__name__}.name needs the model's name as its default, not {name!r}")
 
     def decorate(cls: T) -> T:
         if name in MODEL_REGISTRY:

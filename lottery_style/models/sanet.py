@@ -66,7 +66,7 @@ class IdentityPass(NamedTuple):
     style_inputs: list[Tensor]
 
 
-@register_model("sanet", config=SANetConfig)
+@register_model(SANetConfig)
 class SANet(StyleTransferModule):
     """SANet with content, style and the two identity losses.
 
