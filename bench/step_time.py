@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import logging
 import multiprocessing
 import os
@@ -169,7 +170,7 @@ def plain_times(loop: PlainLoop, batches: list[dict[str, Tensor]]) -> tuple[list
         starts.append(time.perf_counter())
         loss = loop.step(batch)
         first_loss = loss if i == 0 else first_loss
-    return [b - a for a, b in zip(starts, starts[1:])], first_loss
+    return [b - a for a, b in itertools.pairwise(starts)], first_loss
 
 
 # -------------------------------------------------------------- framework
@@ -178,10 +179,10 @@ class BatchStarts(Callback):
         self.starts: list[float] = []
         self.first_loss = 0.0
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.starts.append(time.perf_counter())
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if batch_idx == 0:
             self.first_loss = float(outputs["loss"])
 

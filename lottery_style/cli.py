@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 MIB = 2**20
 
 
-def _device(name: str):  # noqa: ANN202  (torch is imported lazily: `lottery-style --help` stays fast)
+def _device(name: str):
     import torch
 
     if name == "cuda" and not torch.cuda.is_available():

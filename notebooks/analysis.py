@@ -68,7 +68,7 @@ print(f"{len(runs)} runs: " + ", ".join(f"{model}: {', '.join(methods)}" for mod
 for model, methods in groups.items():
     figure = error_figure(methods, title=model)
     figure.savefig(out / f"error_vs_sparsity_{model}.png", dpi=120)
-figure
+figure  # noqa: B018  (a cell's last expression is what Jupyter shows)
 
 # %% [markdown]
 # ## Sparsity of each part per round (first run of each method)
@@ -119,7 +119,7 @@ def wandb_rounds(project: str, group: str) -> list[tuple[str, float, float]]:
 
         found = wandb.Api(timeout=30).runs(project, filters={"group": group})
         return [(r.job_type, r.config["sparsity"], r.summary["eval/E"]) for r in found if r.job_type != "summary"]
-    except Exception as error:  # no key, no network, no such project: the files above are the record
+    except Exception as error:  # noqa: BLE001  (no key, no network, no such project: the files above are the record)
         print(f"W&B group {group!r} not read: {error}")
         return []
 

@@ -56,10 +56,10 @@ def test_pruned_weights_and_their_optimizer_state_stay_zero(optimizer, tmp_path)
 class ReviveBeforeStep(Callback):
     """Writes into pruned positions outside the gradients, as a custom update or a buggy hook could."""
 
-    def __init__(self, masks) -> None:  # noqa: ANN001
+    def __init__(self, masks) -> None:
         self.masks = masks
 
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:  # noqa: ANN001
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         params = dict(pl_module.named_parameters())
         with torch.no_grad():
             for name, mask in self.masks.items():
@@ -72,7 +72,7 @@ def test_weights_are_masked_again_after_every_optimizer_step(tmp_path) -> None:
     after_steps = []
 
     class Record(Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             params = dict(pl_module.named_parameters())
             after_steps.append(sum(int(torch.count_nonzero(params[n].detach()[~m])) for n, m in masks.items()))
 

@@ -92,12 +92,14 @@ def test_console_script_exit_code_and_stderr(files) -> None:
     missing = files["root"] / "missing.ckpt"
     result = subprocess.run(
         [sys.executable, "-m", "lottery_style", *stylize_args(files, missing, files["image"])],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, check=False, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"lottery-style stylize: error: ticket {missing} does not exist: expected a round folder (round_XX/), "
-        "a ticket export file or a Lightning .ckpt"
+        (
+            f"lottery-style stylize: error: ticket {missing} does not exist: expected a round folder (round_XX/), "
+            "a ticket export file or a Lightning .ckpt"
+        )
     ]
 
 
@@ -166,12 +168,14 @@ def test_gpu_on_a_machine_without_one_is_one_line_on_stderr(tmp_path: Path) -> N
         pytest.skip("this machine has a GPU")
     result = subprocess.run(
         [sys.executable, "-m", "lottery_style", "hardware=gpu", f"hydra.run.dir={tmp_path / 'run'}"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True, check=False, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "lottery-style: hardware.accelerator=gpu is invalid: this machine has no CUDA GPU; "
-        "expected hardware=cpu (or hardware=ddp_cpu for DDP on CPU processes)"
+        (
+            "lottery-style: hardware.accelerator=gpu is invalid: this machine has no CUDA GPU; "
+            "expected hardware=cpu (or hardware=ddp_cpu for DDP on CPU processes)"
+        )
     ]
     assert not list((tmp_path / "run").glob("round_*"))
 

@@ -64,19 +64,19 @@ def awkward_folder(tmp_path: Path) -> Path:
 
 
 def data_cfg(content: Path | None, style: Path | None, **overrides) -> DataConfig:
-    values = dict(
-        content_dir=str(content) if content else None,
-        style_dir=str(style) if style else None,
-        load_size=24,
-        crop_size=16,
-        batch_size=2,
-        eval_contents=2,
-        eval_styles=2,
-        eval_size=16,
-        eval_batch_size=3,
-        grid_pairs=3,
-        eval_seed=7,
-    )
+    values = {
+        "content_dir": str(content) if content else None,
+        "style_dir": str(style) if style else None,
+        "load_size": 24,
+        "crop_size": 16,
+        "batch_size": 2,
+        "eval_contents": 2,
+        "eval_styles": 2,
+        "eval_size": 16,
+        "eval_batch_size": 3,
+        "grid_pairs": 3,
+        "eval_seed": 7,
+    }
     values.update(overrides)
     return OmegaConf.structured(DataConfig(**values))
 
@@ -214,7 +214,7 @@ def test_load_state_dict_resumes_mid_epoch_and_rolls_over_at_epoch_end(tmp_path:
     assert list(loader.sampler) == [26, 27, 28, 29]  # epoch 4 = 24..29, after the first batch of 2
     assert loader.sampler.start == 0  # the offset applies to one pass only
     loader.load_state_dict({"epoch": 4, "batches": 3})
-    assert list(loader.sampler)[0] == 30
+    assert next(iter(loader.sampler)) == 30
     iterator = iter(loader)
     next(iterator)
     assert loader.state_dict() == {"epoch": 5, "batches": 1}

@@ -256,7 +256,7 @@ def test_finding1_grid_runs_as_one_multirun_command_with_test_sizes(tmp_path: Pa
     args = [sys.executable, "-m", "lottery_style.train", "-m", "experiment=paper_finding1", "testbed=adain"]
     args += [*TEST_SCALE, f"hydra.sweep.dir={sweep_dir}"]
     env = {**os.environ, "CI": "true", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, check=False, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = {
         encoder: job_folder("paper_finding1", ["testbed=adain", f"model.train_encoder={encoder}"], *TEST_SCALE)

@@ -208,12 +208,12 @@ def inputs(rewind: Rewind, **overrides: Any) -> RoundInputs:
     def state(value: float) -> dict[str, torch.Tensor]:
         return {"decoder.w": torch.full((2, 3), value), "encoder.w": torch.full((4,), value)}
 
-    values = dict(
-        index=1, target=0.5, layerwise=False, rewind=rewind, scope_names=frozenset({"decoder.w"}),
-        previous_masks=dense_masks({"decoder.w": torch.ones(2, 3)}), previous_weights=state(2.0),
-        dense_weights=state(1.0), rewind_point=state(0.0), generator=torch.Generator().manual_seed(0),
-        fresh_state=lambda: {"decoder.w": torch.full((2, 3), 9.0)},
-    )  # fmt: skip
+    values = {
+        "index": 1, "target": 0.5, "layerwise": False, "rewind": rewind, "scope_names": frozenset({"decoder.w"}),
+        "previous_masks": dense_masks({"decoder.w": torch.ones(2, 3)}), "previous_weights": state(2.0),
+        "dense_weights": state(1.0), "rewind_point": state(0.0), "generator": torch.Generator().manual_seed(0),
+        "fresh_state": lambda: {"decoder.w": torch.full((2, 3), 9.0)},
+    }  # fmt: skip
     return RoundInputs(**{**values, **overrides})
 
 

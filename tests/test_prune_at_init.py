@@ -64,12 +64,12 @@ def round_inputs(target: float, **overrides: Any) -> RoundInputs:
     start = trainable_state(model)
     scope = {name: w for name, w in start.items() if name.startswith("decoder.") and w.dim() > 1}
     batch = {"content": torch.rand(2, 3, 32, 32), "style": torch.rand(2, 3, 32, 32)}
-    values = dict(
-        index=1, target=target, layerwise=False, rewind=Rewind.init, scope_names=frozenset(scope),
-        previous_masks=dense_masks(scope), previous_weights=start, dense_weights=start, rewind_point=start,
-        generator=torch.Generator().manual_seed(7), fresh_state=dict, rewind_model=lambda: model,
-        training_batch=lambda: batch,
-    )  # fmt: skip
+    values = {
+        "index": 1, "target": target, "layerwise": False, "rewind": Rewind.init, "scope_names": frozenset(scope),
+        "previous_masks": dense_masks(scope), "previous_weights": start, "dense_weights": start, "rewind_point": start,
+        "generator": torch.Generator().manual_seed(7), "fresh_state": dict, "rewind_model": lambda: model,
+        "training_batch": lambda: batch,
+    }  # fmt: skip
     return RoundInputs(**{**values, **overrides})
 
 

@@ -121,7 +121,7 @@ def test_export_file_and_checkpoint_hold_the_ticket(run_dir, images, tmp_path, c
     printed = capsys.readouterr().out
     assert "smaller than dense fp32" in printed and "the floor" in printed
     exported, _ = load_ticket(out, "adain")
-    state, masks = load_ticket_export(out)
+    _state, masks = load_ticket_export(out)
     assert all(torch.equal(masks[k], parts.masks[k]) for k in parts.masks)
     for key, value in trainable_state(reference).items():
         assert torch.equal(trainable_state(exported)[key], value), key

@@ -20,7 +20,7 @@ def reference_normalised_vgg() -> nn.Sequential:
     def conv(i: int, o: int) -> list[nn.Module]:
         return [nn.ReflectionPad2d(1), nn.Conv2d(i, o, 3), nn.ReLU()]
 
-    pool = lambda: nn.MaxPool2d(2, 2, ceil_mode=True)  # noqa: E731
+    pool = lambda: nn.MaxPool2d(2, 2, ceil_mode=True)
     layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
     layers += conv(3, 64) + conv(64, 64) + [pool()]
     layers += conv(64, 128) + conv(128, 128) + [pool()]

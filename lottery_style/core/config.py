@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -126,8 +126,9 @@ def part_of(name: str) -> str:
 
 
 class Method(ConfigEnum):
-    """Every ``pruning.method``, in the order the report shows them (IMP first, the dense baseline after the
-    paper's comparisons); each is a registered strategy in :mod:`lottery_style.engine.methods`."""
+    """The package's ``pruning.method`` names, in the order the report shows them (IMP first, the dense baseline
+    after the paper's comparisons); each is a registered strategy in :mod:`lottery_style.engine.methods`, and a
+    strategy registered from outside the package adds its own name after them."""
 
     imp = "imp"
     early_bird = "early_bird"
@@ -147,11 +148,11 @@ class Method(ConfigEnum):
 @dataclass
 class EncoderConfig:
     weights: WeightSource = WeightSource.auto
-    path: Optional[str] = None  # a vgg_normalised.pth
-    ceil_mode: Optional[bool] = None  # None: the layout's own (normalised: ceil, torchvision: floor)
+    path: str | None = None  # a vgg_normalised.pth
+    ceil_mode: bool | None = None  # None: the layout's own (normalised: ceil, torchvision: floor)
     # weights=caffe: images whose mean ReLU activations normalise the filters (None: the bundled samples),
     # each resized to this shorter side and centre-cropped square
-    calibration_dir: Optional[str] = None
+    calibration_dir: str | None = None
     calibration_size: int = 256
 
 
@@ -159,7 +160,7 @@ class EncoderConfig:
 class ReleasedConfig:
     """A reference repository's released file for a part (lottery_style/models/released.py)."""
 
-    path: Optional[str] = None  # loaded as the part's starting weights (round 0's, hence the rewind point)
+    path: str | None = None  # loaded as the part's starting weights (round 0's, hence the rewind point)
 
 
 @dataclass
@@ -189,7 +190,7 @@ class EarlyBirdConfig:
 
     threshold: float = ranged(0.1, Range(low=0, high=1, low_open=True))  # the paper's epsilon
     window: int = ranged(5, Range(low=1))  # consecutive distances below the threshold (the paper's FIFO of 5)
-    every: Optional[int] = None  # steps between masks; None: training.checkpoint_every
+    every: int | None = None  # steps between masks; None: training.checkpoint_every
 
 
 @dataclass
@@ -197,7 +198,7 @@ class InstabilityConfig:
     """``pruning.branches=[instability]`` (Frankle et al. 2020): two copies per mask, E along their straight path."""
 
     points: int = ranged(11, Range(low=2))  # evenly spaced points of the path, both ends included
-    stream_seed: Optional[int] = None  # the second copy's training stream; None: the run's stream seed + 1
+    stream_seed: int | None = None  # the second copy's training stream; None: the run's stream seed + 1
 
 
 @dataclass
@@ -205,16 +206,16 @@ class PruningConfig:
     method: str = Method.imp.value  # a Method, checked by engine/validation.py (so that a wrong name fails in one line)
     rate: float = 0.2  # fraction of the remaining weights pruned per round
     rounds: int = 3  # pruning rounds after the dense round 0
-    target_sparsity: Optional[float] = None  # overrides rounds: prune at `rate` until reached
-    sparsities: Optional[list[float]] = None  # overrides both: explicit sparsity of each round
+    target_sparsity: float | None = None  # overrides rounds: prune at `rate` until reached
+    sparsities: list[float] | None = None  # overrides both: explicit sparsity of each round
     scope: list[Part] = field(default_factory=lambda: list(Part))
     layerwise: bool = False  # rank each layer on its own instead of one global pool (the paper)
     rewind: Rewind = Rewind.init
     rewind_step: int = 0  # k of rewind=step|lr|finetune: every pruned round trains steps k..T
-    source_run: Optional[str] = None  # branches (controls): the finished IMP run whose masks and round 0 they use
+    source_run: str | None = None  # branches (controls): the finished IMP run whose masks and round 0 they use
     branches: list[str] = field(default_factory=list)  # IMP only: branches run after its last round, in its folder
     matching_tolerance: float = 0.0  # relative margin: matching if E <= E_dense * (1 + tol)
-    seed: Optional[int] = None  # random masks and re-initialisations; None: the replicate seed (root `seed`)
+    seed: int | None = None  # random masks and re-initialisations; None: the replicate seed (root `seed`)
     early_bird: EarlyBirdConfig = field(default_factory=EarlyBirdConfig)
     instability: InstabilityConfig = field(default_factory=InstabilityConfig)
 
@@ -224,8 +225,8 @@ class DataConfig:
     name: str = "sample"
     # Mandatory here so that `data=folders` without a folder fails instead of quietly falling back on
     # the sample set (a "???" in a group file cannot override a schema default); data/sample.yaml sets null.
-    content_dir: Optional[str] = MISSING  # null: the bundled sample content images
-    style_dir: Optional[str] = MISSING  # null: the bundled sample style images
+    content_dir: str | None = MISSING  # null: the bundled sample content images
+    style_dir: str | None = MISSING  # null: the bundled sample style images
     load_size: int = 512  # square resize before the crop, as the reference ports
     crop_size: int = 256
     decode: Decode = Decode.pil  # result-defining: draft mode resamples JPEGs slightly differently
@@ -233,15 +234,15 @@ class DataConfig:
     num_workers: int = 0
     eval_contents: int = 4  # fixed held-out pairs: contents x styles (paper: 40 x 100)
     eval_styles: int = 4
-    eval_content_dir: Optional[str] = None  # None: hold eval contents out of content_dir
-    eval_style_dir: Optional[str] = None  # None: hold eval styles out of style_dir
+    eval_content_dir: str | None = None  # None: hold eval contents out of content_dir
+    eval_style_dir: str | None = None  # None: hold eval styles out of style_dir
     eval_size: int = 256
     eval_crops: int = 1  # fixed views per held-out image: 1 = the centre square; more multiply the pairs (crops^2)
-    eval_load_size: Optional[int] = None  # with eval_crops > 1: shorter side before cropping (None: eval_size)
+    eval_load_size: int | None = None  # with eval_crops > 1: shorter side before cropping (None: eval_size)
     eval_batch_size: int = 8
     grid_pairs: int = 4  # pairs shown in the PNG grid of each round
     eval_seed: int = 1234  # which files form the fixed evaluation pairs: the same for every replicate
-    stream_seed: Optional[int] = None  # the training pair stream; None: the replicate seed (root `seed`)
+    stream_seed: int | None = None  # the training pair stream; None: the replicate seed (root `seed`)
 
 
 @dataclass
@@ -251,15 +252,15 @@ class HardwareConfig:
     strategy: str = "auto"
     precision: str = "32-true"
     num_nodes: int = 1
-    matmul_precision: Optional[str] = None  # torch.set_float32_matmul_precision on GPUs
+    matmul_precision: str | None = None  # torch.set_float32_matmul_precision on GPUs
 
 
 @dataclass
 class LoggerConfig:
     name: str = "csv"
     project: str = "lottery-style"
-    entity: Optional[str] = None
-    mode: Optional[str] = None  # wandb: online/offline; None = online when an API key exists
+    entity: str | None = None
+    mode: str | None = None  # wandb: online/offline; None = online when an API key exists
     log_grid: bool = True
     log_artifacts: bool = True
     verbose: bool = False  # true: W&B's and Lightning's own terminal output too (lottery_style/terminal.py)

@@ -11,6 +11,7 @@ and for its random controls, whatever the ties in the scores.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 
 import torch
@@ -245,7 +246,7 @@ def sparsity_schedule(
         bad = [s for s in values if not 0.0 <= s < 1.0]
         if bad:
             raise ValueError(f"explicit sparsities {bad} are outside [0, 1)")
-        if any(b <= a for a, b in zip(values, values[1:])):
+        if any(b <= a for a, b in itertools.pairwise(values)):
             raise ValueError(f"explicit sparsities {values} are not strictly increasing")
         return values
     if target is not None:

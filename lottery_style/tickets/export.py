@@ -48,6 +48,11 @@ VALUE_DTYPES = {"fp32": None, "fp16": torch.float16}  # None: each tensor's own 
 Values = Literal["fp32", "fp16"]
 
 
+class ExportFormatError(ValueError):
+    """A file that is not a well-formed ticket export (other magic bytes, a corrupt header or payload, another
+    version or byte order); the message names the file and what is wrong."""
+
+
 @dataclass(frozen=True)
 class ExportStats:
     """Sizes of one export. ``dense_bytes`` and ``floor_bytes`` both include the unmasked tensors raw."""
@@ -76,7 +81,7 @@ def _dtype_name(dtype: torch.dtype) -> str:
 def _dtype_from_name(name: Any) -> torch.dtype:
     dtype = getattr(torch, name, None) if isinstance(name, str) else None
     if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"ticket export names an unknown dtype {name!r}")
+        raise ExportFormatError(f"ticket export names an unknown dtype {name!r}")
     return dtype
 
 
@@ -114,10 +119,10 @@ class _PayloadWriter:
 def _read_blob(payload: memoryview, where: Any, dtype: torch.dtype, count: int, shuffled: bool, name: str) -> Tensor:
     itemsize = dtype.itemsize
     if not (isinstance(where, list) and len(where) == 2 and all(isinstance(x, int) for x in where)):
-        raise ValueError(f"ticket export: malformed blob position {where!r} for {name!r}")
+        raise ExportFormatError(f"ticket export: malformed blob position {where!r} for {name!r}")
     start, nbytes = where
     if nbytes != count * itemsize or start < 0 or start + nbytes > len(payload):
-        raise ValueError(f"ticket export: blob of {name!r} at {where} does not hold {count} x {dtype}")
+        raise ExportFormatError(f"ticket export: blob of {name!r} at {where} does not hold {count} x {dtype}")
     raw = np.frombuffer(payload[start : start + nbytes], dtype=np.uint8)
     if shuffled:
         raw = _unshuffle(raw, itemsize)
@@ -140,7 +145,7 @@ def _check_masks(state_dict: Mapping[str, Tensor], masks: Mapping[str, Tensor]) 
             raise ValueError(f"masked tensor {name!r} has dtype {tensor.dtype}: expected a floating point dtype")
     for name, tensor in state_dict.items():
         if not isinstance(tensor, Tensor):
-            raise ValueError(f"state dict entry {name!r} is a {type(tensor).__name__}: only tensors can be exported")
+            raise TypeError(f"state dict entry {name!r} is a {type(tensor).__name__}: only tensors can be exported")
 
 
 def _masked_values(name: str, tensor: Tensor, mask: Tensor, value_dtype: torch.dtype | None) -> Tensor:
@@ -225,21 +230,21 @@ def export_ticket(
 # -------------------------------------------------------------------- load
 def _read_header(data: bytes, path: Path) -> tuple[dict[str, Any], memoryview]:
     if not data.startswith(MAGIC):
-        raise ValueError(f"{path} is not a lottery-style ticket export (it does not start with {MAGIC!r})")
+        raise ExportFormatError(f"{path} is not a lottery-style ticket export (it does not start with {MAGIC!r})")
     start = len(MAGIC) + _LENGTH.size
     if len(data) < start:
-        raise ValueError(f"{path} is truncated: no header length after the magic bytes")
+        raise ExportFormatError(f"{path} is truncated: no header length after the magic bytes")
     (length,) = _LENGTH.unpack_from(data, len(MAGIC))
     try:
         header = json.loads(data[start : start + length].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} has a corrupt header: {err}") from None
+        raise ExportFormatError(f"{path} has a corrupt header: {err}") from None
     if not isinstance(header, dict):
-        raise ValueError(f"{path} has a corrupt header: expected a JSON object")
+        raise ExportFormatError(f"{path} has a corrupt header: expected a JSON object")
     if header.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path} has format version {header.get('version')!r}: expected {FORMAT_VERSION}")
+        raise ExportFormatError(f"{path} has format version {header.get('version')!r}: expected {FORMAT_VERSION}")
     if header.get("byteorder") != sys.byteorder:
-        raise ValueError(f"{path} was written {header.get('byteorder')}-endian: this machine is {sys.byteorder}-endian")
+        raise ExportFormatError(f"{path} was written {header.get('byteorder')}-endian: this machine is {sys.byteorder}-endian")
     return header, memoryview(data)[start + length :]
 
 
@@ -249,13 +254,13 @@ def _decode_payload(header: dict[str, Any], stored: memoryview, path: Path) -> m
         try:
             payload = lzma.decompress(stored)
         except lzma.LZMAError as err:
-            raise ValueError(f"{path} has a corrupt compressed payload: {err}") from None
+            raise ExportFormatError(f"{path} has a corrupt compressed payload: {err}") from None
     elif codec == "none":
         payload = bytes(stored)
     else:
-        raise ValueError(f"{path} uses codec {codec!r}: expected 'none' or 'lzma'")
+        raise ExportFormatError(f"{path} uses codec {codec!r}: expected 'none' or 'lzma'")
     if len(payload) != header.get("payload_bytes") or zlib.crc32(payload) != header.get("crc32"):
-        raise ValueError(f"{path} is corrupt or truncated: the payload does not match its size and CRC-32")
+        raise ExportFormatError(f"{path} is corrupt or truncated: the payload does not match its size and CRC-32")
     return memoryview(payload)
 
 
@@ -279,7 +284,7 @@ def export_metadata(path: str | Path) -> dict[str, Any]:
     header, _ = _read_header(path.read_bytes(), path)
     metadata = header.get("metadata", {})
     if not isinstance(metadata, dict):
-        raise ValueError(f"{path} has a corrupt header: its metadata is not a JSON object")
+        raise ExportFormatError(f"{path} has a corrupt header: its metadata is not a JSON object")
     return metadata
 
 
@@ -294,7 +299,7 @@ def load_ticket_export(path: str | Path) -> tuple[dict[str, Tensor], dict[str, T
         try:
             tensor, mask = _restore(entry, payload, bool(header.get("shuffled")))
         except (KeyError, TypeError) as err:
-            raise ValueError(f"{path} has a malformed tensor entry ({err!r}): {str(entry)[:200]}") from None
+            raise ExportFormatError(f"{path} has a malformed tensor entry ({err!r}): {str(entry)[:200]}") from None
         state_dict[entry["name"]] = tensor
         if mask is not None:
             masks[entry["name"]] = mask

@@ -131,8 +131,10 @@ def format_table(rows: Sequence[dict[str, Any]], verdict: Verdict) -> str:
     """The plain-text table printed at the end of a run."""
     ci = f"dE [{100 * CONFIDENCE:g}% CI]"
     lines = [
-        f"{'round':>5}  {'sparsity':>8}  {'E':>12}  {'E_content':>12}  {'E_style':>12}  {'structure':>9}  {ci:>28}  "
-        f"{'matching':>8}"
+        (
+            f"{'round':>5}  {'sparsity':>8}  {'E':>12}  {'E_content':>12}  {'E_style':>12}  {'structure':>9}  {ci:>28}  "
+            f"{'matching':>8}"
+        )
     ]
     for row, match in zip(rows, verdict.matching):
         structure = row.get("structure")

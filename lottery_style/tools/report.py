@@ -327,8 +327,8 @@ def _grids(methods: Mapping[str, Sequence[Run]]) -> list[str]:
         index = matching[-1] if matching else len(run.rows) - 1
         if index > 0:
             verdict = "extreme matching sparsity" if matching else "last round, not matching"
-            shown.append((run.grid(index), f"{method} seed {run.seed}, round {index}: "
-                          f"{_pct(run.rows[index]['sparsity'])} ({verdict})"))  # fmt: skip
+            caption = f"{method} seed {run.seed}, round {index}: {_pct(run.rows[index]['sparsity'])} ({verdict})"
+            shown.append((run.grid(index), caption))
     return [_image(path, caption) for path, caption in shown if path is not None]
 
 

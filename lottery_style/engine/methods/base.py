@@ -131,14 +131,19 @@ METHODS: dict[str, type[MethodStrategy]] = {}
 M = TypeVar("M", bound=type[MethodStrategy])
 
 
-def register_method(method: Method) -> Callable[[M], M]:
-    """Class decorator: make ``pruning.method=<method>`` use this strategy (the names are :class:`Method`'s)."""
+def register_method(method: Method | str) -> Callable[[M], M]:
+    """Class decorator: make ``pruning.method=<method>`` use this strategy.
+
+    The package's own strategies are named by :class:`Method` (which also orders them in the report); one
+    registered from outside the package (a plugin, a test) names itself with a string.
+    """
+    name = str(method)
 
     def decorate(cls: M) -> M:
-        if method.value in METHODS:
-            raise ValueError(f"method name {method.value!r} is registered twice")
-        cls.name = method.value
-        METHODS[method.value] = cls
+        if name in METHODS:
+            raise ValueError(f"method name {name!r} is registered twice")
+        cls.name = name
+        METHODS[name] = cls
         return cls
 
     return decorate
