@@ -40,33 +40,23 @@ def train(cfg: DictConfig) -> float:
     return float(result["verdict"].extreme_sparsity)
 
 
-class Task:
-    """What Hydra runs for each job: :func:`train`, a user's mistake ending it in one line instead of a traceback.
-
-    An object rather than a function so that registration travels with it. Creating
-    it registers the schemas and the ``run_id`` resolver (:func:`register`); a launcher
-    that runs jobs in other processes (submitit: SLURM, or local) pickles it with each
-    job, and unpickling creates it again there (``__reduce__``), so the job has both
-    registered before it composes its config, whatever else it imported.
-    """
-
-    def __init__(self) -> None:
-        register()
-        self.__wrapped__ = train  # Hydra names the job (train.log) after the wrapped function's module or file
-
-    def __reduce__(self) -> tuple[type[Task], tuple[()]]:
-        return (type(self), ())
-
-    def __call__(self, cfg: DictConfig) -> float:
-        try:
-            return train(cfg)
-        except (ConfigError, DataError, WeightsError) as error:
-            raise SystemExit(f"lottery-style: {error}") from None
+def run(cfg: DictConfig) -> float:
+    """What Hydra runs for each job: :func:`train`, a user's mistake ending it in one line instead of a traceback."""
+    try:
+        return train(cfg)
+    except (ConfigError, DataError, WeightsError) as error:
+        raise SystemExit(f"lottery-style: {error}") from None
 
 
 def main() -> None:
-    """Compose the config from the command line and run the job(s), as ``lottery-style [overrides]`` does."""
-    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")(Task())()
+    """Compose the config from the command line and run the job(s), as ``lottery-style [overrides]`` does.
+
+    Registration comes first (:func:`register`). A launcher that runs jobs in other processes (submitit: SLURM
+    or local) needs nothing more: Hydra hands every job its ConfigStore and OmegaConf's resolvers with the
+    job (``hydra.core.singleton.Singleton.get_state``), so a job composes with what this process registered.
+    """
+    register()
+    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")(run)()
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@ composing the root config outside the app.
 
 :func:`register` is the one place both are registered, and every way in calls it
 before anything is composed: the Hydra app (``lottery_style.train.main``, hence
-``lottery-style``, ``python -m lottery_style`` and ``python -m lottery_style.train``),
-a job that a launcher runs in another process (submitit: SLURM or local), which
-unpickles the app's task and so re-creates it (:class:`lottery_style.train.Task`),
-and :func:`compose`, which tests, benches and notebooks use to build a config
-as the command line would. Nothing registers as a side effect of an import.
+``lottery-style``, ``python -m lottery_style``, ``python -m lottery_style.train``
+and the DDP ranks Lightning starts by re-running that command), and
+:func:`compose`, which tests, benches and notebooks use to build a config as
+the command line would. A job that a launcher runs in another process
+(submitit: SLURM or local) gets both from the process that launched it: Hydra
+ships its ConfigStore and OmegaConf's resolvers with every job. Nothing
+registers as a side effect of an import.
 
 Registration needs every architecture imported (each registers its config schema
 with its module), so it lives here, above the models in the import order,
