@@ -147,6 +147,15 @@ def test_imports_run_down_the_layers_only() -> None:
     assert upward == []
 
 
+def test_the_readme_draws_every_package_and_entry_point() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    packages = {path.parent.name + "/" for path in PACKAGE.rglob("__init__.py") if path.parent != PACKAGE}
+    entry = {path.name for path in PACKAGE.glob("*.py") if path.name != "__init__.py"}
+    assert [name for name in sorted(packages | entry) if name not in layout] == []
+    assert all(name in layout for name, _ in LAYERS)
+
+
 def test_every_module_imports_in_a_fresh_interpreter() -> None:
     names = [name for name in modules() if name != "lottery_style.__main__"]  # __main__ runs the CLI
     code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
