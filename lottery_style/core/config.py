@@ -39,7 +39,7 @@ class Range:
     """The valid values of a numeric option, which a schema's type alone cannot say.
 
     Declared next to the field (:func:`ranged`) and checked by
-    ``validation.check_ranges`` before anything is built, so a value that would
+    ``engine.validation.check_ranges`` before anything is built, so a value that would
     only fail deep inside a model or optimizer fails at once, naming its key.
     """
 

@@ -81,9 +81,9 @@ class Run:
     model: str
     method: str
     seed: int
-    identity: dict[str, Any]  # run_identity.identity of its config: equal but for the seed = replicates
-    rows: list[dict[str, Any]]  # one per finished round, the fields of tickets.SUMMARY_FIELDS
-    verdict: dict[str, Any]  # tickets.Verdict as a dict
+    identity: dict[str, Any]  # tickets.identity.identity of its config: equal but for the seed = replicates
+    rows: list[dict[str, Any]]  # one per finished round, the fields of tickets.verdict.SUMMARY_FIELDS
+    verdict: dict[str, Any]  # tickets.verdict.Verdict as a dict
 
     def series_key(self) -> str:
         return json.dumps({k: v for k, v in self.identity.items() if k not in REPLICATE_KEYS}, sort_keys=True, default=str)
