@@ -22,6 +22,7 @@ from lottery_style.run_identity import identity
 from lottery_style.tickets import round_dir
 from lottery_style.validation import check_image_folders
 from tests.conftest import TINY, compose_train
+from tests.test_ddp import metrics, run_cli
 from tests.test_fast_data import CROP, LOAD, data_cfg, jpeg_folder, photo
 
 CPU = torch.device("cpu")
@@ -156,3 +157,15 @@ def test_a_tiny_snip_run_trains_on_device_decoded_batches(folders: tuple[Path, P
     for index in (0, 1):
         metrics = json.loads((round_dir(run_dir, index) / "metrics.json").read_text())
         assert torch.isfinite(torch.tensor(metrics["E"]))
+
+
+@pytest.mark.slow
+def test_a_two_rank_cpu_ddp_run_decodes_on_every_rank(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    """hardware=ddp_cpu, the ddp preset's code path: each rank decodes its own batches in its own hook (a rank
+    that did not would hand its model an uncut batch and fail)."""
+    run_dir = tmp_path / "run"
+    run_cli(["data=folders", f"data.content_dir={folders[0]}", f"data.style_dir={folders[1]}", "data.decode=device",
+             "data.num_workers=0", "pruning.rounds=1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)  # fmt: skip
+    for index in (0, 1):
+        hashes = metrics(run_dir, index)["mask_hashes"]
+        assert len(hashes) == 2 and hashes[0] == hashes[1]  # one per rank
