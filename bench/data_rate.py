@@ -13,8 +13,11 @@ crops:
 - ``pil``: today's path (``data.decode=pil``): full decode, whole square resize, crop;
 - ``draft``: ``data.decode=draft``: JPEG DCT scaling to >= the load size, resize of the crop's box only;
 - ``decode_jpeg``: ``torchvision.io.decode_jpeg`` (libjpeg-turbo, like PIL: the same decoded pixels)
-  then ``pil``'s resize, and ``decode_jpeg+tensor`` with torchvision's antialiased tensor resize:
-  measured here to decide whether the package should use them;
+  then ``pil``'s resize, per item in the loader;
+- ``device-cpu``: ``data.decode=device`` with device cpu, the loader's draw (header parse, bytes read)
+  plus the batched decode, resize and crop (``decode_batch``, batches of ``--batch`` items) that a GPU
+  run does on the GPU; ``device-worker``: its loader part alone, what is left on the CPU cores when a
+  GPU decodes (the GPU's own rate cannot be measured here);
 - ``prepared``: a folder made by ``lottery-style prepare-data`` (raw uint8 ``.npy``, memory-mapped
   crop), plus the formats it was chosen over: ``prepared-png`` (lossless) and ``prepared-jpeg95``
   (lossy), each the same square resize, opened, cropped and converted.
@@ -44,6 +47,7 @@ from torchvision.io import decode_jpeg
 from lottery_style.core.config import Decode
 from lottery_style.data import PairDataset, list_images, sample_dirs
 from lottery_style.data.crops import square_resize
+from lottery_style.data.device_decode import collate_uncut, decode_batch
 from lottery_style.data.prepare import prepare_folder
 from lottery_style.data.prepared import read_prepared
 
@@ -61,20 +65,16 @@ def jpeg_folder(folder: Path, size: tuple[int, int]) -> list[Path]:
 
 class DecodeJpegDataset(PairDataset):
     """``PairDataset`` with torchvision's JPEG decoder in place of PIL's (the same pixels: both are
-    libjpeg-turbo with the same settings), then ``pil``'s whole square resize or torchvision's
-    antialiased tensor resize (``tensor_resize``): the same files and crop positions."""
+    libjpeg-turbo with the same settings), then ``pil``'s whole square resize: the same files and crop
+    positions."""
 
-    def __init__(self, files: list[Path], load: int, crop: int, tensor_resize: bool) -> None:
+    def __init__(self, files: list[Path], load: int, crop: int) -> None:
         super().__init__(files, files, load, crop, SEED)
-        self.tensor_resize = tensor_resize
         for source in self.sources.values():
             source.open = lambda index: decode_jpeg(torch.from_numpy(np.fromfile(files[index], np.uint8)))  # type: ignore[method-assign]
             source.crop = self.crop  # type: ignore[method-assign]
 
     def crop(self, image: torch.Tensor, top: int, left: int) -> torch.Tensor:
-        if self.tensor_resize:
-            square = TF.resize(image, [self.load_size, self.load_size], antialias=True)
-            return square[:, top : top + self.crop_size, left : left + self.crop_size].float() / 255
         square = square_resize(Image.fromarray(image.permute(1, 2, 0).numpy()), self.load_size)
         return TF.to_tensor(square.crop((left, top, left + self.crop_size, top + self.crop_size)))
 
@@ -95,14 +95,36 @@ class EncodedDataset(PairDataset):
             source.crop = lambda image, top, left: TF.to_tensor(image.crop((left, top, left + crop, top + crop)))  # type: ignore[method-assign]
 
 
+class DeviceCpuDataset(PairDataset):
+    """``data.decode=device`` on the CPU: ``load`` runs the loader's draws and then, in batches, the decode,
+    resize and crop a GPU run does on its device after the transfer."""
+
+    def __init__(self, files: list[Path], load: int, crop: int, batch: int) -> None:
+        super().__init__(files, files, load, crop, SEED, Decode.device)
+        self.batch = batch
+
+    def load(self, items: range) -> None:
+        for start in range(items.start, items.stop, self.batch):
+            batch = collate_uncut([self[g] for g in range(start, min(start + self.batch, items.stop))])
+            decode_batch(batch, self, torch.device("cpu"))
+
+
 def images_per_second(dataset: PairDataset, first: int, draws: int) -> float:
+    """Images (2 per item) per second through the loader's work for items ``first``... (and the batched
+    decode for ``device-cpu``)."""
+    items = range(first, first + draws)
     start = time.perf_counter()
-    for index in range(first, first + draws):
-        dataset.draw(index)
+    if isinstance(dataset, DeviceCpuDataset):
+        dataset.load(items)
+    else:
+        for index in items:
+            dataset.draw(index)
     return 2 * draws / (time.perf_counter() - start)
 
 
-def paths(files: list[Path], root: Path, load: int, crop: int) -> tuple[dict[str, PairDataset], dict[str, float]]:
+def paths(
+    files: list[Path], root: Path, load: int, crop: int, batch: int
+) -> tuple[dict[str, PairDataset], dict[str, float]]:
     """Every path's dataset over ``files``, and the bytes per image each keeps on disk."""
     start = time.perf_counter()
     prepare_folder(files[0].parent, root / "prepared", load, workers=1, progress=False)
@@ -113,8 +135,9 @@ def paths(files: list[Path], root: Path, load: int, crop: int) -> tuple[dict[str
     datasets: dict[str, PairDataset] = {
         "pil": PairDataset(files, files, load, crop, SEED, Decode.pil),
         "draft": PairDataset(files, files, load, crop, SEED, Decode.draft),
-        "decode_jpeg": DecodeJpegDataset(files, load, crop, tensor_resize=False),
-        "decode_jpeg+tensor": DecodeJpegDataset(files, load, crop, tensor_resize=True),
+        "decode_jpeg": DecodeJpegDataset(files, load, crop),
+        "device-worker": PairDataset(files, files, load, crop, SEED, Decode.device),
+        "device-cpu": DeviceCpuDataset(files, load, crop, batch),
         "prepared": PairDataset(files, files, load, crop, SEED, prepared={"content": targets, "style": targets}),
         "prepared-png": EncodedDataset(files, load, crop, {"format": "PNG", "compress_level": 1}),
         "prepared-jpeg95": EncodedDataset(files, load, crop, {"format": "JPEG", "quality": 95}),
@@ -149,7 +172,7 @@ def main() -> None:
             size = tuple(int(v) for v in text.split("x"))
             root = Path(tmp) / text
             files = jpeg_folder(root / "jpeg", size)  # type: ignore[arg-type]
-            datasets, sizes = paths(files, root, args.load, args.crop)
+            datasets, sizes = paths(files, root, args.load, args.crop, args.batch)
             rates: dict[str, list[float]] = {name: [] for name in datasets}
             for repeat in range(args.repeats):
                 for name, dataset in datasets.items():

@@ -106,6 +106,10 @@ class Decode(ConfigEnum):
 
     pil = "pil"  # full decode, then the square resize of the crop's box: today's pixels exactly
     draft = "draft"  # JPEG decoded at the smallest DCT scale still >= data.load_size: faster, slightly other pixels
+    # Loader workers only read JPEG bytes; decode, resize and crop run batched on the training device after the
+    # batch is moved there (nvjpeg on a GPU), freeing the CPU cores that `pil` needs to feed a GPU
+    # (lottery_style/data/device_decode.py): the same files and crop positions, tensor resize pixels.
+    device = "device"
 
 
 class Part(ConfigEnum):
@@ -229,7 +233,7 @@ class DataConfig:
     style_dir: str | None = MISSING  # null: the bundled sample style images
     load_size: int = 512  # square resize before the crop, as the reference ports
     crop_size: int = 256
-    decode: Decode = Decode.pil  # result-defining: draft mode resamples JPEGs slightly differently
+    decode: Decode = Decode.pil  # result-defining: draft and device resample slightly differently
     batch_size: int = 8
     num_workers: int = 0
     eval_contents: int = 4  # fixed held-out pairs: contents x styles (paper: 40 x 100)

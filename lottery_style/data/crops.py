@@ -8,7 +8,9 @@ for speed twice: a JPEG is decoded at a reduced DCT scale
 resized (:func:`resized_crop`) instead of the whole image, three quarters of
 which the crop throws away (README "Performance" states the pixel effect). A
 prepared folder holds the whole square resize already, so its crop is a slice
-with exactly ``pil``'s pixels.
+with exactly ``pil``'s pixels. ``data.decode=device`` leaves the image uncut
+(:class:`UncutImages`): it is decoded, resized and cropped on the training device
+after collation (:mod:`lottery_style.data.device_decode`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from PIL import Image
 from torch import Tensor
 
 from lottery_style.core.config import Decode
-from lottery_style.data.images import ImageReader
+from lottery_style.data.images import ImageReader, open_rgb
 
-Opened = Image.Image | np.ndarray
+Opened = Image.Image | np.ndarray | Tensor
+# JPEG modes every decoder turns into RGB alike; a CMYK or YCCK JPEG (rare: print scans) is decoded by PIL.
+UNCUT_JPEG_MODES = ("RGB", "L")
 
 
 def square_resize(image: Image.Image, size: int) -> Image.Image:
@@ -47,13 +51,23 @@ def resized_crop(image: Image.Image, load_size: int, top: int, left: int, crop_s
 
 class CropSource(Protocol):
     """The images of one side (content or style): ``open`` an image by index (None: unreadable,
-    already warned about), then ``crop`` it once the crop position is drawn."""
+    already warned about and counted by ``reader``), then ``crop`` it once the crop position is drawn
+    (float [3, crop, crop]; :class:`UncutImages` returns the image uncut)."""
+
+    reader: ImageReader
 
     def __len__(self) -> int: ...
 
     def open(self, index: int) -> Opened | None: ...
 
-    def crop(self, image: Opened, top: int, left: int) -> Tensor: ...
+    def crop(self, image: Opened, top: int, left: int) -> Tensor | np.ndarray: ...
+
+
+def file_source(role: str, files: Sequence[Path], load_size: int, crop_size: int, decode: Decode) -> CropSource:
+    """The crop source of original files for ``decode``."""
+    if Decode(decode) is Decode.device:
+        return UncutImages(role, files)
+    return FileCrops(role, files, load_size, crop_size, decode)
 
 
 class FileCrops:
@@ -110,3 +124,35 @@ class PreparedCrops:
     def crop(self, image: Opened, top: int, left: int) -> Tensor:
         assert isinstance(image, np.ndarray)
         return TF.to_tensor(np.array(image[top : top + self.crop_size, left : left + self.crop_size]))
+
+
+def read_uncut(path: Path) -> np.ndarray | Tensor:
+    """What a loader worker sends for ``Decode.device``: a JPEG's bytes, its header parsed but nothing decoded;
+    a file of another format (or a CMYK or YCCK JPEG) decoded here as ``pil`` decodes it, uint8 [3, H, W].
+
+    Parsing the header rejects, in the worker and as on every path, a file that is not an image at all; a
+    JPEG with broken data fails only when decoded (:mod:`~lottery_style.data.device_decode`). The bytes are
+    a uint8 numpy array, not a tensor: Lightning's batch transfer moves every tensor to the device, and
+    ``decode_jpeg`` wants its input on the CPU.
+    """
+    with Image.open(path) as image:  # reads the header only
+        uncut = image.format == "JPEG" and image.mode in UNCUT_JPEG_MODES
+    return np.fromfile(path, dtype=np.uint8) if uncut else TF.pil_to_tensor(open_rgb(path))
+
+
+class UncutImages:
+    """The files for ``Decode.device``: ``open`` reads one (:func:`read_uncut`), ``crop`` leaves it uncut."""
+
+    def __init__(self, role: str, files: Sequence[Path]) -> None:
+        self.files = list(files)
+        self.reader = ImageReader(role, len(self.files))
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def open(self, index: int) -> np.ndarray | Tensor | None:
+        return self.reader.attempt(self.files[index], read_uncut)
+
+    def crop(self, image: Opened, top: int, left: int) -> np.ndarray | Tensor:
+        assert isinstance(image, (np.ndarray, Tensor))
+        return image  # decoded, resized and cut at (top, left) on the device, after collation

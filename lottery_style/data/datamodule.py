@@ -8,7 +8,9 @@ pairs depend on ``data.eval_seed`` alone, so every replicate is judged on the
 same pairs. It is sharded by the datamodule itself (global rank and world size from
 the attached Trainer): build the Trainer with ``use_distributed_sampler=False``,
 or Lightning would wrap the sampler and shard the stream a second time.
-``data.batch_size`` is per rank.
+``data.batch_size`` is per rank. With ``data.decode=device`` the loader hands out
+uncut batches, which :meth:`StylePairDataModule.on_after_batch_transfer` decodes
+and cuts on each rank's own device (:mod:`lottery_style.data.device_decode`).
 
 Resuming is bit-identical from checkpoints saved after a training batch
 (``ModelCheckpoint(every_n_train_steps=...)``), mid-epoch or not: the loader's
@@ -23,12 +25,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import LightningDataModule
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torch.utils.data import DataLoader
 
 from lottery_style.core.config import Decode
+from lottery_style.data.device_decode import UncutBatch, collate_uncut, decode_batch
 from lottery_style.data.images import DataError, NoImagesError, list_images
 from lottery_style.data.pairs import EvalPairs, PairDataset, PairLoader, PairSampler, choose_readable
 from lottery_style.data.prepared import read_complete
@@ -138,14 +142,9 @@ class StylePairDataModule(LightningDataModule):
         (:mod:`lottery_style.data.prepared`) the prepared file of each. The images of a prepared
         folder are its source's original files: evaluation reads those, as with the source folder."""
         key = f"data.{role}_dir"
-        prepared = read_complete(folder, key, self.cfg.load_size)
+        prepared = read_complete(folder, key, self.cfg.load_size, self.cfg.decode)
         if prepared is None:
             return list_images(folder, role), None
-        if Decode(self.cfg.decode) is not Decode.pil:
-            raise DataError(
-                f"data.decode={self.cfg.decode} does not apply to {key}={folder}, a prepared folder "
-                "(resized once from full decodes): expected data.decode=pil"
-            )
         sources = prepared.sources()
         return sources, dict(zip(sources, prepared.targets()))
 
@@ -190,7 +189,21 @@ class StylePairDataModule(LightningDataModule):
             batch_size=self.cfg.batch_size,
             num_workers=workers,
             persistent_workers=workers > 0,
+            collate_fn=collate_uncut if Decode(self.cfg.decode) is Decode.device else None,
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Lightning's hook on every rank once a batch is on that rank's device: there a ``data.decode=device``
+        batch is decoded and cut (a DataModule hook: the data path stays out of the models)."""
+        assert self.trainer is not None
+        return self.decoded(batch, self.trainer.strategy.root_device)
+
+    def decoded(self, batch: Any, device: torch.device) -> Any:
+        """``batch`` ready for a model: an uncut batch decoded and cut on ``device``, any other as it is."""
+        if not isinstance(batch, UncutBatch):
+            return batch
+        assert self.train_set is not None, "call setup() first"
+        return decode_batch(batch, self.train_set, device)
 
     def test_dataloader(self) -> DataLoader:
         """Every evaluation pair once, in :attr:`eval_pairs` order (in memory: no workers needed)."""

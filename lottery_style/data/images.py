@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from PIL import Image
 
@@ -19,6 +20,7 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp")
 
 # What PIL raises for a truncated, corrupt or absurdly large file.
 _UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+Loaded = TypeVar("Loaded")
 
 
 class DataError(ValueError):
@@ -109,10 +111,15 @@ class ImageReader:
 
     def read(self, path: Path, draft_size: int | None = None) -> Image.Image | None:
         """The image as RGB (:func:`open_rgb`), or None (with a warning) when it cannot be decoded."""
+        return self.attempt(path, lambda file: open_rgb(file, draft_size))
+
+    def attempt(self, path: Path, opener: Callable[[Path], Loaded]) -> Loaded | None:
+        """``opener(path)``, or None (with a warning) when it raises what PIL raises for a bad file; a path
+        found unreadable before is not tried again."""
         if path in self.unreadable:
             return None
         try:
-            return open_rgb(path, draft_size)
+            return opener(path)
         except _UNREADABLE as error:
             self.skip(path, f"{type(error).__name__}: {error}")
             return None

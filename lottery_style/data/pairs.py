@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lottery_style.core.config import Decode
-from lottery_style.data.crops import CropSource, FileCrops, PreparedCrops
+from lottery_style.data.crops import CropSource, PreparedCrops, file_source
 from lottery_style.data.images import ImageReader, NoImagesError
 
 
@@ -105,12 +105,16 @@ class PairLoader(DataLoader):
 
 @dataclass(frozen=True)
 class Draw:
-    """One side (content or style) of a training pair: which file, where the crop sits, the crop."""
+    """One side (content or style) of a training pair: which file, where the crop sits, the crop
+    (for ``Decode.device``: the uncut image, :func:`~lottery_style.data.crops.read_uncut`)."""
 
     index: int
     top: int
     left: int
-    image: Tensor
+    image: Tensor | np.ndarray
+
+
+STREAMS = {"content": 0, "style": 1}  # each side of an item draws from its own generator
 
 
 class PairDataset(Dataset):
@@ -122,7 +126,9 @@ class PairDataset(Dataset):
     decoded; a side listed in ``prepared``, the prepared file of each of its
     files, is sliced from its prepared folder instead). An unreadable file is
     replaced by the next draw of the same generator, so the replacement is as
-    deterministic as the original choice.
+    deterministic as the original choice. With ``Decode.device`` an item is its
+    global index and its two uncut draws, collated and cut by
+    :mod:`lottery_style.data.device_decode`.
     """
 
     def __init__(
@@ -140,19 +146,29 @@ class PairDataset(Dataset):
         self.sources: dict[str, CropSource] = {
             role: PreparedCrops(role, files, prepared[role], crop_size)
             if role in prepared
-            else FileCrops(role, files, load_size, crop_size, decode)
+            else file_source(role, files, load_size, crop_size, decode)
             for role, files in self.files.items()
         }
+        self.uncut = Decode(decode) is Decode.device
         self.load_size = load_size
         self.crop_size = crop_size
         self.seed = seed
 
     def draw(self, index: int) -> tuple[Draw, Draw]:
         """The content and the style side of item ``index``, each from its own generator."""
-        return self._draw("content", index, 0), self._draw("style", index, 1)
+        return self._draw("content", index), self._draw("style", index)
 
-    def _draw(self, role: str, index: int, stream: int) -> Draw:
-        rng = np.random.default_rng([self.seed, index, stream])
+    def redraw(self, role: str, index: int, file: int, reason: str) -> Draw:
+        """Side ``role`` of item ``index`` again, its drawn ``file`` having failed to decode after the draw
+        (``Decode.device`` decodes after collation): the file is skipped and counted (``reason`` in the
+        warning) as every path does, and the same generator draws on past it, as ``pil``'s draw did."""
+        reader, path = self.sources[role].reader, self.files[role][file]
+        if path not in reader.unreadable:  # a loader worker, unaware of it, may draw it again
+            reader.skip(path, reason)
+        return self._draw(role, index)
+
+    def _draw(self, role: str, index: int) -> Draw:
+        rng = np.random.default_rng([self.seed, index, STREAMS[role]])
         source = self.sources[role]
         image = None
         while image is None:
@@ -161,8 +177,10 @@ class PairDataset(Dataset):
         top, left = (int(v) for v in rng.integers(0, self.load_size - self.crop_size + 1, size=2))
         return Draw(choice, top, left, source.crop(image, top, left))
 
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
+    def __getitem__(self, index: int) -> dict[str, Tensor] | tuple[int, Draw, Draw]:
         content, style = self.draw(index)
+        if self.uncut:
+            return index, content, style
         return {"content": content.image, "style": style.image}
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lottery_style.core.atomic import atomic_write_json
+from lottery_style.core.config import Decode
 from lottery_style.data.images import DataError
 
 MANIFEST = "prepared.json"
@@ -78,12 +79,18 @@ def read_prepared(folder: str | Path) -> PreparedFolder | None:
     )
 
 
-def read_complete(folder: str | Path, key: str, load_size: int) -> PreparedFolder | None:
+def read_complete(folder: str | Path, key: str, load_size: int, decode: Decode) -> PreparedFolder | None:
     """The prepared folder a training folder config value names (None for an ordinary folder), checked
-    to be finished and of the run's load size, with a one-line error naming ``key`` otherwise."""
+    to be finished, of the run's load size and read with ``data.decode=pil``, with a one-line error naming
+    ``key`` otherwise."""
     prepared = read_prepared(folder)
     if prepared is None:
         return None
+    if Decode(decode) is not Decode.pil:
+        raise DataError(
+            f"data.decode={decode} does not apply to {key}={folder}, a prepared folder "
+            "(resized once from full decodes): expected data.decode=pil"
+        )
     if not prepared.complete:
         raise DataError(
             f"{key}={folder} is a prepared folder whose preparation has not finished ({MANIFEST}: complete=false): "

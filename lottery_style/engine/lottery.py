@@ -261,7 +261,7 @@ class LotteryRun:
         saved = datamodule.start_step, datamodule.trainer
         datamodule.start_step, datamodule.trainer = step, None
         try:
-            return next(iter(datamodule.train_dataloader()))
+            return datamodule.decoded(next(iter(datamodule.train_dataloader())), torch.device("cpu"))
         finally:
             datamodule.start_step, datamodule.trainer = saved
 

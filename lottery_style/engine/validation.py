@@ -104,11 +104,11 @@ def check_hardware(hardware: DictConfig) -> None:
 
 def check_image_folders(data: DictConfig) -> None:
     """Each image folder the config names exists and holds an image (a training folder may instead be a
-    finished prepared folder of the run's load size), checked here rather than when the data module lists
+    finished prepared folder of the run's load size, read with ``data.decode=pil``), checked here rather than when the data module lists
     it, which comes after the model and its VGG are built."""
     for key in ("content_dir", "style_dir", "eval_content_dir", "eval_style_dir"):
         training = key in ("content_dir", "style_dir")
-        if data[key] is None or (training and read_complete(data[key], f"data.{key}", data.load_size)):
+        if data[key] is None or (training and read_complete(data[key], f"data.{key}", data.load_size, data.decode)):
             continue
         problem = folder_problem(data[key])
         if problem:
