@@ -52,6 +52,7 @@ from lottery_style.tickets.storage import load_rewind_point, load_round_masks
 if TYPE_CHECKING:
     from lottery_style.engine.lottery import LotteryRun
 
+
 def interpolate(a: dict[str, Tensor], b: dict[str, Tensor], alpha: float) -> dict[str, Tensor]:
     """(1 - alpha) a + alpha b for floating tensors (``torch.lerp``: exactly a at 0 and b at 1); others from a."""
     return {k: torch.lerp(v, b[k], alpha) if v.is_floating_point() else v for k, v in a.items()}
