@@ -132,6 +132,13 @@ def test_the_graph_sees_function_level_imports() -> None:
     assert "lottery_style.engine.lottery" not in graph()["lottery_style.engine.methods.base"]  # TYPE_CHECKING only
 
 
+def test_the_layers_are_ordered_as_the_readme_draws_them() -> None:
+    chain = ["lottery_style.cli", "lottery_style.tools.report", "lottery_style.engine.lottery",
+             "lottery_style.tickets.paths", "lottery_style.core.config"]  # fmt: skip
+    assert [layer_of(name) for name in chain] == list(range(len(LAYERS)))
+    assert layer_of("lottery_style.models.components.vgg") == layer_of("lottery_style.data.images")  # one layer
+
+
 def test_the_cycle_check_finds_a_cycle_hidden_in_a_function() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []

@@ -46,6 +46,7 @@ EARLY_BIRD_SUMMARY = "early_bird.json"  # its mask distances and draws, read by 
 OWN_ROUND_FILES = (METRICS_FILE, ROUND_CONFIG, DONE, LOGS_DIR, CHECKPOINTS_DIR)
 
 # --------------------------------------------------------------- a run folder
+ROUND_GLOB = "round_*"  # every round folder of a run (round_dir's names)
 REWIND_FILE = "rewind_point.lst"  # the run's rewind point, same format as a ticket, no masks
 LEGACY_REWIND_FILE = "rewind_point.pt"
 RUN_CONFIG = "run_config.yaml"
@@ -69,8 +70,6 @@ REPORT_JSON = "report.json"
 def round_dir(run_dir: str | Path, round_index: int) -> Path:
     return Path(run_dir) / f"round_{round_index:02d}"
 
-
-ROUND_GLOB = "round_*"  # every round folder of a run (round_dir's names)
 
 
 def branch_dir(run_dir: str | Path, method: str) -> Path:
