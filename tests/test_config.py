@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from lottery_style.core.conf_dir import CONF_DIR
-from lottery_style.core.config import ConfigError, DataConfig, LoggerConfig, PruningConfig
+from lottery_style.core.config import ConfigError, DataConfig, HardwareConfig, LoggerConfig, PruningConfig
 from lottery_style.data.images import DataError
 from lottery_style.engine.validation import check_config
 from lottery_style.models import MODEL_REGISTRY
@@ -48,8 +48,7 @@ def leaves(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
-# conf/hardware/ still repeats HardwareConfig's defaults: it is being reworked on another branch.
-SCHEMAS = {"pruning": PruningConfig, "data": DataConfig, "logger": LoggerConfig}
+SCHEMAS = {"pruning": PruningConfig, "data": DataConfig, "logger": LoggerConfig, "hardware": HardwareConfig}
 
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in ("model", *SCHEMAS) for o in group_options(g)])
