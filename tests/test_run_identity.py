@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from lottery_style import train as train_module
-from lottery_style.core.conf_dir import CONF_DIR
 from lottery_style.core.config import ConfigError
+from lottery_style.engine.compose import compose
 from lottery_style.tickets.identity import device_count, identity, is_result_key
 from lottery_style.tickets.paths import round_dir
 from lottery_style.tickets.storage import load_round
@@ -24,9 +23,7 @@ QUICKSTART_PRESET_DIR = "outputs/quickstart/adain-imp-6b755947"  # the README's 
 
 def run_dir_name(overrides: list[str]) -> str:
     """``hydra.run.dir`` as the command line ``lottery-style <overrides>`` would resolve it."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    return str(OmegaConf.select(cfg, "hydra.run.dir"))
+    return str(OmegaConf.select(compose(overrides, return_hydra_config=True), "hydra.run.dir"))
 
 
 def test_the_quickstart_folder_name_is_pinned() -> None:
