@@ -135,6 +135,23 @@ def test_every_live_channel_averages_one_on_the_calibration_set(normalised, tiny
             )
 
 
+def test_the_calibration_means_do_not_depend_on_the_thread_count(raw_state) -> None:
+    """Every machine must cache the same encoder: float32 convolutions at 128 px differ in their last bits."""
+    images = [
+        torch.from_numpy(getattr(data, name)()[:128, :128]).permute(2, 0, 1).float() / 255.0
+        for name in ("astronaut", "coffee")
+    ]
+    threads = torch.get_num_threads()
+    try:
+        means = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            means.append(caffe_vgg.activation_means(raw_state, images))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(*means, strict=True))
+
+
 def test_filters_that_never_fire_keep_their_scale(raw_state) -> None:
     first, second = conv_indices(Layout.normalised)[:2]
     means = [torch.ones(out) for out in (64, 64, 128, 128, *[256] * 4, *[512] * 8)]

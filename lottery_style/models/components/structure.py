@@ -2,14 +2,21 @@
 
 At small evaluation sizes E (and SSIM) reward blur: an output that lost the
 content's shapes and shows smooth colour blobs can score a lower E than the
-dense model. This measure sees that loss. It is the correlation, per pair,
-between the gradient-magnitude maps (Sobel, on luminance) of the content and
-of the output: 1 when the output's edges sit where the content's are and are as
-sharp relative to each other, lower when they are spread (blur) or missing
-(flat or content-free outputs, which score 0), and indifferent to a change of
-colours, since only where intensity changes matters. Style textures add edges
-the content does not have and lower it a little, equally for every ticket of a
-run, so it is a measure to compare tickets of one run with their dense model.
+dense model. This measure sees that loss. Per pair it compares the
+gradient-magnitude maps (Sobel, on luminance) ``a`` of the content and ``b`` of
+the output: ``cov(a, b) / (std(a) * max(std(a), std(b)))``.
+
+When the output's edges are at least as strong as the content's this is their
+Pearson correlation: 1 when the edges sit where the content's are, lower when
+they are spread (blur) or missing, indifferent to a change of colours. When the
+output is fainter it becomes the regression slope of ``b`` on ``a``, which also
+shrinks with the output's contrast. A correlation alone cannot tell a faint
+colour field with a ghost of the content's outline from a stylized image: on
+the signature run, random pruning's content-free grids at 93.75% sparsity had
+the dense model's correlation (0.21) while their edges were ~10x weaker. A
+flat output scores 0; the score stays in [-1, 1]. Style textures add edges the
+content does not have and lower it a little, equally for every ticket of a run,
+so it is a measure to compare tickets of one run with their dense model.
 """
 
 from __future__ import annotations
@@ -32,8 +39,9 @@ def gradient_magnitude(images: Tensor) -> Tensor:
 
 
 def structure_score(content: Tensor, output: Tensor, eps: float = 1e-8) -> Tensor:
-    """Per pair ``[B]``: Pearson correlation of the content's and the output's gradient magnitudes (0 if flat)."""
+    """Per pair ``[B]``: the content's edges the output keeps, weighted by how visible they are (0 if flat)."""
     a, b = (gradient_magnitude(x).flatten(1) for x in (content, output))
     a, b = a - a.mean(dim=1, keepdim=True), b - b.mean(dim=1, keepdim=True)
-    denominator = a.norm(dim=1) * b.norm(dim=1)
+    norm_a, norm_b = a.norm(dim=1), b.norm(dim=1)
+    denominator = norm_a * torch.maximum(norm_a, norm_b)
     return torch.where(denominator > eps, (a * b).sum(dim=1) / denominator.clamp_min(eps), torch.zeros_like(denominator))
