@@ -140,8 +140,9 @@ def activation_means(state: dict[str, Tensor], images: Sequence[Tensor]) -> list
     The network runs in float64: float32 convolutions sum in an order that depends
     on the thread count (a quarter of the means differed in their last bits between
     1 and 2 threads), and 600 training steps amplify that into a different run.
-    Float64 errors stay far below float32's resolution, so every machine rounds to
-    the same float32 means and caches the same encoder.
+    Float64 errors stay far below float32's resolution, so the means round to the
+    same float32 values whatever the thread count (tested) and, but for a value that
+    falls within float64 error of a rounding boundary, on other machines too.
     """
     net = nn.Sequential(*normalised_layers(ceil_mode=True))
     net.load_state_dict(state)
