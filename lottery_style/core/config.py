@@ -102,7 +102,7 @@ class Rewind(ConfigEnum):
 
 
 class Decode(ConfigEnum):
-    """How a training crop is decoded from an original file (lottery_style/data/crops.py; README "Performance")."""
+    """How a training crop is decoded from an original file (lottery_style/data/crops.py; docs/data.md)."""
 
     pil = "pil"  # full decode, then the square resize of the crop's box: today's pixels exactly
     draft = "draft"  # JPEG decoded at the smallest DCT scale still >= data.load_size: faster, slightly other pixels
@@ -276,7 +276,7 @@ class TrainingConfig:
     checkpoint_every: int = 1_000  # steps between resumable checkpoints
     log_every: int = 50
     progress_bar: bool = True
-    # Speed options (lottery_style/speed.py), measured by bench/step_time.py: see README "Performance".
+    # Speed options (lottery_style/engine/speed.py), measured by bench/step_time.py: see docs/performance.md.
     channels_last: bool = True  # NHWC memory format for conv weights and activations (8-23% faster on CPU)
     compile: bool = False  # torch.compile the loss computation (12-21% slower on CPU; compiles ~1 min per process)
     # glibc malloc keeps freed tensors' pages for the next step instead of unmapping them (Linux; process-wide):
