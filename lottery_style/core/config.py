@@ -162,7 +162,7 @@ class EncoderConfig:
 
 @dataclass
 class ReleasedConfig:
-    """A reference repository's released file for a part (lottery_style/models/released.py)."""
+    """A reference repository's released file for a part (lottery_style/models/components/released.py)."""
 
     path: str | None = None  # loaded as the part's starting weights (round 0's, hence the rewind point)
 
@@ -267,7 +267,7 @@ class LoggerConfig:
     mode: str | None = None  # wandb: online/offline; None = online when an API key exists
     log_grid: bool = True
     log_artifacts: bool = True
-    verbose: bool = False  # true: W&B's and Lightning's own terminal output too (lottery_style/terminal.py)
+    verbose: bool = False  # true: W&B's and Lightning's own terminal output too (lottery_style/engine/terminal.py)
 
 
 @dataclass
