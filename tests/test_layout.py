@@ -155,7 +155,7 @@ def test_imports_run_down_the_layers_only() -> None:
 
 
 def test_the_layout_page_draws_every_package_and_entry_point() -> None:
-    layout = (PACKAGE.parent / "docs" / "layout.md").read_text()
+    layout = (PACKAGE.parent / "docs/layout.md").read_text()
     packages = {path.parent.name + "/" for path in PACKAGE.rglob("__init__.py") if path.parent != PACKAGE}
     entry = {path.name for path in PACKAGE.glob("*.py") if path.name != "__init__.py"}
     assert [name for name in sorted(packages | entry) if name not in layout] == []
