@@ -143,7 +143,8 @@ def test_multirun_logs_every_round_of_every_job_into_its_own_offline_run(tmp_pat
             assert files == {f: str(ticket / f) for f in (TICKET_FILE, "metrics.json")}
         (summary,) = [r for r in runs if r["job_type"] == "summary"]
         verdict = json.loads((job / "summary.json").read_text())["verdict"]
-        assert summary["summary"]["extreme_sparsity"] == pytest.approx(verdict["extreme_sparsity"])
+        for key in ("extreme_sparsity", "highest_matching_sparsity", "dense_E"):
+            assert summary["summary"][key] == pytest.approx(verdict[key]), key
         assert summary["summary"]["rounds/nrows"] == rounds
     assert len(groups) == 2
     staged = home / ".local" / "share" / "wandb"
