@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import socket
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -22,7 +21,6 @@ from lottery_style.data import (
     NoImagesError,
     PairDataset,
     PairSampler,
-    SkippedImageWarning,
     StylePairDataModule,
     list_images,
     sample_dirs,
@@ -82,7 +80,9 @@ def data_cfg(content: Path | None, style: Path | None, **overrides) -> DataConfi
 
 
 def first_batches(datamodule: StylePairDataModule, count: int) -> list[dict[str, torch.Tensor]]:
-    return list(itertools.islice(iter(datamodule.train_dataloader()), count))
+    """The first batches as a model gets them (the datamodule's hook takes the skipped files off)."""
+    loader = itertools.islice(iter(datamodule.train_dataloader()), count)
+    return [datamodule.decoded(batch, torch.device("cpu")) for batch in loader]
 
 
 # ---------------------------------------------------------------- listing and loading
@@ -121,26 +121,22 @@ def test_every_mode_becomes_rgb_and_transparency_turns_white() -> None:
     assert to_rgb(rgba).getpixel((1, 0)) == (255, 255, 255)
 
 
-def test_awkward_images_load_and_the_truncated_one_is_skipped_and_counted(awkward_folder: Path) -> None:
+def test_awkward_images_load_and_the_truncated_one_is_skipped_once_per_side(awkward_folder: Path) -> None:
     files = list_images(awkward_folder, "content")
     dataset = PairDataset(files, files, load_size=24, crop_size=16, seed=3)
-    with pytest.warns(SkippedImageWarning) as record:
-        draws = [dataset.draw(g) for g in range(40)]
-    messages = [str(w.message) for w in record]
-    # Each side found the bad file once, then remembered it: one warning per side, each with its count.
-    assert len(messages) == 2
-    for role, message in zip(("content", "style"), messages):
-        assert message.startswith(f"skipped unreadable {role} image {awkward_folder / 'a_truncated.jpg'} (")
-        assert message.endswith(f"; 1 {role} image(s) skipped so far")
+    draws = [dataset.draw(g) for g in range(40)]
+    # Each side found the bad file once, then remembered it: one skip per side, handed on once.
+    skipped = dataset.take_skipped()
+    assert [(s.role, s.path) for s in skipped] == [(role, awkward_folder / "a_truncated.jpg") for role in ("content", "style")]
+    assert all(s.reason.startswith("OSError: ") for s in skipped) and dataset.take_skipped() == []
     chosen = {side.index for pair in draws for side in pair}
     assert 0 not in chosen and chosen == {1, 2, 3, 4}  # every readable file, tiny and CMYK included
     for pair in draws:
         for side in pair:
             assert side.image.shape == (3, 16, 16) and side.image.dtype == torch.float32
             assert 0.0 <= side.image.min() and side.image.max() <= 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # replacements are deterministic and already known: no new warning
-        again = [dataset.draw(g) for g in range(40)]
+    again = [dataset.draw(g) for g in range(40)]
+    assert dataset.take_skipped() == []  # replacements are deterministic and the file already known: no new skip
     assert all(torch.equal(a.image, b.image) for x, y in zip(draws, again) for a, b in zip(x, y))
 
 
@@ -149,9 +145,7 @@ def test_datamodule_batches_from_awkward_folder(awkward_folder: Path, tmp_path: 
     cfg = data_cfg(awkward_folder, awkward_folder, eval_content_dir=str(eval_dir), eval_style_dir=str(eval_dir))
     datamodule = StylePairDataModule(cfg, steps_per_epoch=8, stream_seed=7)
     datamodule.setup("fit")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SkippedImageWarning)
-        batches = list(datamodule.train_dataloader())
+    batches = [datamodule.decoded(batch, torch.device("cpu")) for batch in datamodule.train_dataloader()]
     assert len(batches) == 8
     for batch in batches:
         assert set(batch) == {"content", "style"}
@@ -229,6 +223,7 @@ class _Recorder(L.LightningModule):
         self.seen: list[float] = []
 
     def training_step(self, batch: dict[str, torch.Tensor], index: int) -> torch.Tensor:
+        assert set(batch) == {"content", "style"}  # the datamodule's hook took the skipped files off
         self.seen.append(batch["content"].sum().item() + 1_000 * batch["style"].sum().item())
         return self.weight * batch["content"].mean()
 
