@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
+import torchvision.transforms.functional as TF
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
@@ -26,7 +31,8 @@ from lottery_style.data import (
     sample_dirs,
 )
 from lottery_style.data import sample as sample_module
-from lottery_style.data.images import to_rgb
+from lottery_style.data.images import merged_record, to_rgb
+from tests.conftest import TINY
 
 CONF = CONF_DIR / "data"
 
@@ -151,6 +157,97 @@ def test_datamodule_batches_from_awkward_folder(awkward_folder: Path, tmp_path: 
         assert set(batch) == {"content", "style"}
         for images in batch.values():
             assert images.shape == (2, 3, 16, 16) and 0.0 <= images.min() and images.max() <= 1.0
+
+
+# ---------------------------------------------------------------- unreadable and left-out files (issue 22, point 8)
+def test_every_format_pillow_decodes_is_listed_and_the_files_left_out_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    noise((20, 16), 0).save(folder / "a.png")
+    noise((20, 16), 1).convert("P").save(folder / "b.gif")
+    noise((20, 16), 2).save(folder / "c.tif")
+    noise((20, 16), 3).save(folder / "d.ppm")
+    (folder / "captions.txt").write_text("not an image")
+    (folder / "features.h5").write_bytes(b"\x89HDF\r\n\x1a\n")  # a stub format: Pillow cannot decode it
+    with caplog.at_level("WARNING", logger="lottery_style.data.images"):
+        assert [p.name for p in list_images(folder, "style")] == ["a.png", "b.gif", "c.tif", "d.ppm"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"style folder {folder}: 2 file(s) left out, not of a format Pillow decodes: captions.txt, features.h5"
+    ]
+    draw = PairDataset([folder / "b.gif"], [folder / "b.gif"], load_size=16, crop_size=8, seed=0).draw(0)[0]
+    square = Image.open(folder / "b.gif").convert("RGB").resize((16, 16), Image.Resampling.BILINEAR)
+    assert torch.equal(draw.image, TF.to_tensor(square.crop((draw.left, draw.top, draw.left + 8, draw.top + 8))))
+
+
+@pytest.fixture
+def folders_with_unreadable(tmp_path: Path) -> dict[str, Path]:
+    """A style folder with one truncated and one non-image file among a PNG and a GIF; separate eval folders."""
+    content, style = make_folder(tmp_path / "c", 3, 0), make_folder(tmp_path / "s", 1, 10)
+    noise((40, 30), 11).convert("P").save(style / "animated.gif")
+    noise((40, 40), 12).save(style / "truncated.jpg", quality=95)
+    whole = (style / "truncated.jpg").read_bytes()
+    (style / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    (style / "broken.jpg").write_bytes(b"not a jpeg")
+    return {"content": content, "style": style, "eval": make_folder(tmp_path / "e", 2, 20)}
+
+
+def test_each_unreadable_file_is_warned_about_once_per_run_whatever_the_workers_and_fits(
+    folders_with_unreadable: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two loader workers and two fits (each fit makes new workers): each bad file is drawn by several items and
+    both fits, yet named once, in the main process, and recorded with its role and reason."""
+    folders = folders_with_unreadable
+    cfg = data_cfg(folders["content"], folders["style"], num_workers=2, batch_size=4,
+                   eval_content_dir=str(folders["eval"]), eval_style_dir=str(folders["eval"]))  # fmt: skip
+    datamodule = StylePairDataModule(cfg, steps_per_epoch=6, stream_seed=7)
+    datamodule.setup("fit")
+    assert datamodule.style_files[0].name == "animated.gif"  # a GIF is a training image like any other
+    with caplog.at_level("WARNING", logger="lottery_style.data.images"):
+        for _fit in range(2):
+            for batch in datamodule.train_dataloader():
+                assert set(datamodule.decoded(batch, torch.device("cpu"))) == {"content", "style"}
+    assert datamodule.train_set is not None
+    drawn = [datamodule.train_set.draw(g)[1].index for g in range(24)]
+    assert 0 in drawn, "the seed must draw the GIF"
+    bad = [folders["style"] / "broken.jpg", folders["style"] / "truncated.jpg"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    for message, path in zip(sorted(messages), bad):
+        assert message.startswith(f"skipped unreadable style image {path} (")
+    assert messages[0].endswith("; 1 image(s) skipped in this run") and messages[1].endswith("; 2 image(s) skipped in this run")
+    record = merged_record(datamodule.skipped.entries())
+    assert record["count"] == 2 and [(e["file"], e["role"]) for e in record["files"]] == [(str(p), "style") for p in bad]
+    assert record["files"][0]["reason"].startswith("UnidentifiedImageError: ")
+    assert record["files"][1]["reason"].startswith("OSError: ") and "truncated" in record["files"][1]["reason"]
+
+
+def test_a_run_records_its_skipped_files_in_train_log_metrics_and_summary(
+    folders_with_unreadable: dict[str, Path], tmp_path: Path
+) -> None:
+    """The CLI, two rounds, two loader workers: one warning line per bad file on the terminal (Hydra's console
+    handler writes to stdout) and in train.log,
+    the count and names in each round's metrics.json and in summary.json."""
+    folders, run_dir = folders_with_unreadable, tmp_path / "run"
+    command = [sys.executable, "-m", "lottery_style.train", *TINY, "pruning.rounds=1", "data=folders",
+               f"data.content_dir={folders['content']}", f"data.style_dir={folders['style']}", "data.num_workers=2",
+               f"data.eval_content_dir={folders['eval']}", f"data.eval_style_dir={folders['eval']}",
+               f"hydra.run.dir={run_dir}"]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, check=False, text=True, timeout=900,
+                            env={**os.environ, "CI": "true"}, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    bad = [str(folders["style"] / "broken.jpg"), str(folders["style"] / "truncated.jpg")]
+    log = (run_dir / "train.log").read_text()
+    for path in bad:
+        assert (result.stdout + result.stderr).count(f"skipped unreadable style image {path} (") == 1, result.stdout
+        assert log.count(f"skipped unreadable style image {path} (") == 1
+    assert f"2 unreadable image(s) skipped in this run, named in {run_dir / 'summary.json'}" in log
+    for index in (0, 1):
+        record = json.loads((run_dir / f"round_{index:02d}" / "metrics.json").read_text())["skipped_images"]
+        assert record["count"] == 2 and [entry["file"] for entry in record["files"]] == bad
+    summary = json.loads((run_dir / "summary.json").read_text())["skipped_images"]
+    assert summary["count"] == 2 and [entry["file"] for entry in summary["files"]] == bad
 
 
 # ---------------------------------------------------------------- determinism
