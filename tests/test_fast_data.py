@@ -134,6 +134,10 @@ def test_preparation_is_resumable_and_counts_bad_files(folders: tuple[Path, Path
         prepare_folder(source, target, 128, workers=1, progress=False)
     with pytest.raises(DataError, match=rf"^DST {source / 'prepared'} lies inside SRC {source}: [^\n]*$"):
         prepare_folder(source, source / "prepared", LOAD, workers=1, progress=False)
+    manifest["format"] = 1  # prepared before images were turned upright and 16-bit ones scaled: not reused
+    (target / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match=rf"^{target / MANIFEST} has format=1: expected 2 [^\n]*; delete {target} and"):
+        prepare_folder(source, target, LOAD, workers=1, progress=False)
 
 
 def batches(cfg: DataConfig, count: int = 3) -> tuple[list[dict[str, torch.Tensor]], StylePairDataModule]:
