@@ -127,6 +127,22 @@ def test_every_mode_becomes_rgb_and_transparency_turns_white() -> None:
     assert to_rgb(rgba).getpixel((1, 0)) == (255, 255, 255)
 
 
+def test_deep_modes_convert_at_their_true_values_and_an_unknown_scale_is_refused() -> None:
+    """Issue 22, point 6 at the helper every path uses: 16-bit grey (with its transparent value), float grey in
+    [0, 1]; a 32-bit integer beyond 16 bits has no known scale and is refused with the values it spans."""
+    sixteen = Image.fromarray(np.array([[0, 257 * 100 + 90, 65535, 1000]], dtype=np.uint16))
+    assert sixteen.mode == "I;16"
+    assert [to_rgb(sixteen).getpixel((x, 0)) for x in range(4)] == [(0, 0, 0), (100, 100, 100), (255, 255, 255), (4, 4, 4)]
+    sixteen.info["transparency"] = 1000
+    assert to_rgb(sixteen).getpixel((3, 0)) == (255, 255, 255) and to_rgb(sixteen).getpixel((1, 0)) == (100,) * 3
+    floats = Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32))
+    assert floats.mode == "F" and [to_rgb(floats).getpixel((x, 0))[0] for x in range(3)] == [0, 128, 255]
+    wide = Image.fromarray(np.array([[0, 70000]], dtype=np.int32))
+    assert wide.mode == "I"
+    with pytest.raises(ValueError, match=r"^mode I values span 0\.\.70000, beyond the 0\.\.65535 scale they are read at$"):
+        to_rgb(wide)
+
+
 def test_awkward_images_load_and_the_truncated_one_is_skipped_once_per_side(awkward_folder: Path) -> None:
     files = list_images(awkward_folder, "content")
     dataset = PairDataset(files, files, load_size=24, crop_size=16, seed=3)

@@ -16,7 +16,8 @@ Unreadable images: the loader workers are separate processes, re-made for
 every fit, so each batch carries the files its items found unreadable, and
 :meth:`StylePairDataModule.decoded` adds them to :attr:`StylePairDataModule.skipped`
 (with the evaluation files skipped at setup): one log warning per file for the
-whole run, and the record a round writes into ``metrics.json``.
+whole run (in DDP, per rank: each rank reads its own slice), and the record a
+round writes into ``metrics.json``, gathered from every rank.
 
 Resuming is bit-identical from checkpoints saved after a training batch
 (``ModelCheckpoint(every_n_train_steps=...)``), mid-epoch or not: the loader's

@@ -23,12 +23,12 @@ log = logging.getLogger(__name__)
 
 def _readable_extensions() -> tuple[str, ...]:
     """Every file extension of a format this Pillow opens and decodes: a folder may hold GIFs, TIFFs or PPMs as
-    well as JPEGs. Stub formats (HDF5, GRIB, BUFR, WMF/EMF), which Pillow identifies but cannot decode, are left
-    out: a data set's own files (``.h5``) would otherwise be listed as images."""
+    well as JPEGs. Formats Pillow identifies but cannot decode (the stubs HDF5, GRIB, BUFR, WMF/EMF, and MPEG)
+    are left out: a data set's own files (``.h5``) or videos would otherwise be listed as images."""
     Image.init()
     decodable = {
         name for name, (factory, _) in Image.OPEN.items()
-        if not (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile))
+        if name != "MPEG" and not (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile))
     }  # fmt: skip
     return tuple(sorted(ext[1:] for ext, name in Image.registered_extensions().items() if name in decodable))
 
