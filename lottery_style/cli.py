@@ -30,6 +30,7 @@ def _device(name: str):
 
 
 def stylize(args: argparse.Namespace) -> None:
+    from lottery_style.data.images import DataError, SkippedFile
     from lottery_style.tickets.loading import load_ticket
     from lottery_style.tools.stylize import image_paths, stylize_images
 
@@ -37,11 +38,17 @@ def stylize(args: argparse.Namespace) -> None:
     contents, styles = image_paths(args.content, "content"), image_paths(args.style, "style")
     model, _ = load_ticket(args.ticket, args.model)
     size = None if args.keep_size else args.size
-    written = 0
-    for path in stylize_images(model, contents, styles, args.out, alpha=args.alpha, size=size, device=device):
-        written += 1
-        print(path)
+    written = skipped = 0
+    for item in stylize_images(model, contents, styles, args.out, alpha=args.alpha, size=size, device=device):
+        if isinstance(item, SkippedFile):
+            skipped += 1
+            print(f"lottery-style stylize: skipped unreadable {item.role} image {item.path} ({item.reason})", file=sys.stderr)
+        else:
+            written += 1
+            print(item)
     print(f"{written} stylized image(s) in {args.out}", file=sys.stderr)
+    if skipped:  # the others are written, but the folder is not complete: the exit code says so
+        raise DataError(f"{skipped} unreadable image(s) skipped, named above")
 
 
 def export(args: argparse.Namespace) -> None:

@@ -12,6 +12,13 @@ or Lightning would wrap the sampler and shard the stream a second time.
 uncut batches, which :meth:`StylePairDataModule.on_after_batch_transfer` decodes
 and cuts on each rank's own device (:mod:`lottery_style.data.device_decode`).
 
+Unreadable images: the loader workers are separate processes, re-made for
+every fit, so each batch carries the files its items found unreadable, and
+:meth:`StylePairDataModule.decoded` adds them to :attr:`StylePairDataModule.skipped`
+(with the evaluation files skipped at setup): one log warning per file for the
+whole run (in DDP, per rank: each rank reads its own slice), and the record a
+round writes into ``metrics.json``, gathered from every rank.
+
 Resuming is bit-identical from checkpoints saved after a training batch
 (``ModelCheckpoint(every_n_train_steps=...)``), mid-epoch or not: the loader's
 position travels in the checkpoint. A checkpoint saved in ``on_train_epoch_end``
@@ -33,8 +40,16 @@ from torch.utils.data import DataLoader
 
 from lottery_style.core.config import Decode
 from lottery_style.data.device_decode import UncutBatch, collate_uncut, decode_batch
-from lottery_style.data.images import DataError, NoImagesError, list_images
-from lottery_style.data.pairs import EvalPairs, PairDataset, PairLoader, PairSampler, choose_readable
+from lottery_style.data.images import DataError, NoImagesError, SkippedImages, list_images
+from lottery_style.data.pairs import (
+    SKIPPED,
+    EvalPairs,
+    PairDataset,
+    PairLoader,
+    PairSampler,
+    choose_readable,
+    collate_pairs,
+)
 from lottery_style.data.prepared import read_complete
 from lottery_style.data.sample import sample_dirs
 
@@ -95,6 +110,7 @@ class StylePairDataModule(LightningDataModule):
         self.eval_style_files: list[Path] = []
         self.train_set: PairDataset | None = None
         self.eval_set: EvalPairs | None = None
+        self.skipped = SkippedImages()  # every unreadable file this process met, for the run's records
 
     def prepare_data(self) -> None:
         # Lightning runs this on one process per node before the others call setup.
@@ -159,7 +175,9 @@ class StylePairDataModule(LightningDataModule):
         """``count`` readable eval files of one side, chosen by ``data.eval_seed`` alone."""
         cfg = self.cfg
         seed = (cfg.eval_seed, stream)
-        return choose_readable(pool, count, cfg.eval_size, seed, role, source, cfg.eval_crops, cfg.eval_load_size)
+        return choose_readable(
+            pool, count, cfg.eval_size, seed, f"eval {role}", source, cfg.eval_crops, cfg.eval_load_size, self.skipped
+        )
 
     @staticmethod
     def _training_files(files: list[Path], held_out: list[Path], source: str) -> list[Path]:
@@ -189,7 +207,7 @@ class StylePairDataModule(LightningDataModule):
             batch_size=self.cfg.batch_size,
             num_workers=workers,
             persistent_workers=workers > 0,
-            collate_fn=collate_uncut if Decode(self.cfg.decode) is Decode.device else None,
+            collate_fn=collate_uncut if Decode(self.cfg.decode) is Decode.device else collate_pairs,
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -199,11 +217,18 @@ class StylePairDataModule(LightningDataModule):
         return self.decoded(batch, self.trainer.strategy.root_device)
 
     def decoded(self, batch: Any, device: torch.device) -> Any:
-        """``batch`` ready for a model: an uncut batch decoded and cut on ``device``, any other as it is."""
-        if not isinstance(batch, UncutBatch):
-            return batch
-        assert self.train_set is not None, "call setup() first"
-        return decode_batch(batch, self.train_set, device)
+        """``batch`` ready for a model: its skipped files recorded, an uncut batch decoded and cut on ``device``
+        (its files that fail to decode recorded too), any other batch as it is."""
+        if isinstance(batch, UncutBatch):
+            assert self.train_set is not None, "call setup() first"
+            self.skipped.add(batch.skipped)
+            cut = decode_batch(batch, self.train_set, device)
+            self.skipped.add(self.train_set.take_skipped())  # the files re-drawn past, in this process
+            return cut
+        if isinstance(batch, dict) and SKIPPED in batch:
+            self.skipped.add(batch[SKIPPED])
+            return {key: value for key, value in batch.items() if key != SKIPPED}
+        return batch
 
     def test_dataloader(self) -> DataLoader:
         """Every evaluation pair once, in :attr:`eval_pairs` order (in memory: no workers needed)."""

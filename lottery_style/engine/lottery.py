@@ -30,11 +30,12 @@ from omegaconf import DictConfig, OmegaConf
 from lottery_style.core.atomic import atomic_write_json, atomic_write_text
 from lottery_style.core.config import PARTS, Part, Rewind, control_seed, part_of, stream_seed
 from lottery_style.data.datamodule import StylePairDataModule
+from lottery_style.data.images import SKIPPED_IMAGES, merged_record
 from lottery_style.engine.checkpointing import ResumeCheckpoint
 from lottery_style.engine.evaluation import evaluate, evaluation_device, save_grid
 from lottery_style.engine.loggers import RunLogger, build_run_logger, start_fit
 from lottery_style.engine.methods import RoundInputs, method_strategy
-from lottery_style.engine.ranks import barrier, is_rank_zero, rank
+from lottery_style.engine.ranks import barrier, gathered, is_rank_zero, rank
 from lottery_style.engine.rewinding import Segment, round_segments
 from lottery_style.engine.schedule import round_sparsities
 from lottery_style.engine.speed import SpeedOptions
@@ -52,6 +53,7 @@ from lottery_style.tickets.paths import (
     OWN_ROUND_FILES,
     ROUND_CONFIG,
     SUMMARY_CSV,
+    SUMMARY_JSON,
     branch_dir,
     checkpoint_dir,
     round_dir,
@@ -67,7 +69,7 @@ from lottery_style.tickets.storage import (
     save_rewind_point,
     save_round,
 )
-from lottery_style.tickets.verdict import format_table, is_matching, summary_rows, write_summary
+from lottery_style.tickets.verdict import format_table, is_matching, run_skipped_images, summary_rows, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +193,9 @@ class LotteryRun:
             if self.label:
                 print(table_heading(self.label, self.run_dir))
             print(format_table(rows, verdict))
+            skipped = run_skipped_images(self.run_dir)["count"]
+            if skipped:
+                log.warning("%d unreadable image(s) skipped in this run, named in %s", skipped, self.run_dir / SUMMARY_JSON)
             print(f"summary: {self.run_dir / SUMMARY_CSV}")
         barrier()
         rows, verdict = summary_rows(self.run_dir, self.cfg.pruning.matching_tolerance)
@@ -405,6 +410,8 @@ class LotteryRun:
             "weight_source": model.weight_source.value,
             "mask_hashes": mask_callback.mask_hashes,  # one per DDP rank, all equal (checked at fit start)
             **errors,
+            # The unreadable images met so far in this run, on every rank (each rank reads its own slice).
+            SKIPPED_IMAGES: merged_record(entry for part in gathered(datamodule.skipped.entries()) for entry in part),
         }
         if is_rank_zero():
             if index == 0:

@@ -19,6 +19,7 @@ from scipy.stats import t
 
 from lottery_style.core.atomic import atomic_write_json, atomic_write_text
 from lottery_style.core.config import PARTS
+from lottery_style.data.images import SKIPPED_IMAGES, merged_record
 from lottery_style.tickets.paths import SUMMARY_CSV, SUMMARY_JSON
 from lottery_style.tickets.storage import finished_rounds, read_metrics
 
@@ -128,8 +129,15 @@ def write_summary(run_dir: str | Path, tolerance: float) -> tuple[list[dict[str,
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(run_dir / SUMMARY_CSV, buffer.getvalue())
-    atomic_write_json(run_dir / SUMMARY_JSON, {"rounds": rows, "verdict": asdict(verdict)})
+    summary = {"rounds": rows, "verdict": asdict(verdict), SKIPPED_IMAGES: run_skipped_images(run_dir)}
+    atomic_write_json(run_dir / SUMMARY_JSON, summary)
     return rows, verdict
+
+
+def run_skipped_images(run_dir: str | Path) -> dict[str, Any]:
+    """The unreadable images every finished round recorded (``metrics.json``), each file once."""
+    records = [read_metrics(ticket_dir).get(SKIPPED_IMAGES) or {} for ticket_dir in finished_rounds(run_dir)]
+    return merged_record(entry for record in records for entry in record.get("files", []))
 
 
 def _pct(value: float | None) -> str:
