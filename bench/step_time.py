@@ -263,7 +263,7 @@ def bench_shape(batch: int, size: int, plus: bool, args: argparse.Namespace, tmp
     reference = create_model(config("framework").model)  # never trained: every plain loop copies it
     groups = reference.prunable_weights()
     weights = {n: p.detach() for part in reference_scope(config("framework")) for n, p in groups[part].items()}
-    masks = magnitude_prune(weights, dense_masks(weights), PRUNED)
+    masks = magnitude_prune(weights, dense_masks(weights), PRUNED, tie_seed=0)
     apply_masks(weights, masks)  # every variant starts from the same masked weights
     start = {k: v.clone() for k, v in reference.state_dict().items()}
     frameworks = {v: Framework(config(v), start, masks) for v in args.variants if v not in PLAIN}
