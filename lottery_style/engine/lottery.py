@@ -27,7 +27,7 @@ from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from lottery_style.core.atomic import atomic_write_json, atomic_write_text
+from lottery_style.core.atomic import atomic_copy, atomic_write_json, atomic_write_text
 from lottery_style.core.config import PARTS, Part, Rewind, control_seed, part_of, stream_seed
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.engine.checkpointing import ResumeCheckpoint
@@ -79,7 +79,7 @@ def link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except OSError:
-        shutil.copyfile(source, target)
+        atomic_copy(source, target)
 
 
 @dataclass
