@@ -208,3 +208,10 @@ def test_slurm_launcher_without_its_extra_fails_in_one_line(tmp_path: Path, caps
         "expected the slurm extra (pip install 'lottery-style[slurm]')"
     )
     assert not (tmp_path / "sweep").exists()
+
+
+def test_export_of_a_file_says_it_is_not_a_round_folder(files, capsys) -> None:
+    notes = files["root"] / "notes.txt"
+    notes.write_text("not a ticket")
+    line = one_error_line(capsys, ["export", str(notes), "--out", str(files["root"] / "t.lst")])
+    assert f"{notes} is a file, not a round folder" in line and "does not exist" not in line, line
