@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from lottery_style.cli import main
-from lottery_style.core.atomic import atomic_write_text, current_umask, file_mode
+from lottery_style.core.atomic import atomic_copy, atomic_write_text, current_umask, file_mode
 from lottery_style.tickets.paths import round_dir
 from tests.conftest import TINY
 
@@ -79,3 +79,17 @@ def test_the_umask_is_read_without_changing_it(tmp_path: Path) -> None:
         assert os.umask(0o002) == 0o002  # reading it left it as it was
     finally:
         os.umask(previous)
+
+
+def test_a_copy_gets_the_umasks_mode_not_its_sources(tmp_path: Path) -> None:
+    """A branch copies its IMP run's round 0 where a hard link fails (another file system)."""
+    source = tmp_path / "source.bin"
+    source.write_bytes(bytes(range(256)) * 5000)
+    source.chmod(0o600)
+    previous = os.umask(0o022)
+    try:
+        copy = atomic_copy(source, tmp_path / "copy" / "source.bin")
+    finally:
+        os.umask(previous)
+    assert copy.read_bytes() == source.read_bytes()
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o644
