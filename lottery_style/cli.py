@@ -139,10 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in TOOLS:
         return run_tool(argv)
     from lottery_style.core.config import ConfigError
-    from lottery_style.engine.validation import check_choices
+    from lottery_style.engine.validation import check_choices, check_hydra_command
     from lottery_style.train import main as train_main
 
     try:
+        check_hydra_command(argv)
         check_choices(argv)
     except ConfigError as error:
         raise SystemExit(f"lottery-style: {error}") from None

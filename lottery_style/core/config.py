@@ -60,12 +60,18 @@ class Range:
         if self.choices is not None:
             return f"one of {', '.join(map(str, self.choices))}"
         if self.high is None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
-        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+            return f"{'>' if self.low_open else '>='} {_bound(self.low)}"
+        return f"in {'(' if self.low_open else '['}{_bound(self.low)}, {_bound(self.high)}{')' if self.high_open else ']'}"
+
+
+def _bound(value: float | None) -> str:
+    """A range's end as written: a whole number in full (4294967295, not 4.29497e+09)."""
+    return str(int(value)) if value is not None and float(value).is_integer() else f"{value:g}"
 
 
 POSITIVE = Range(low=0, low_open=True)
 NON_NEGATIVE = Range(low=0)
+SEED = Range(low=0, high=2**32 - 1)  # what numpy's and Lightning's seeding accept
 
 
 def ranged(default: Any, valid: Range) -> Any:
@@ -202,7 +208,7 @@ class InstabilityConfig:
     """``pruning.branches=[instability]`` (Frankle et al. 2020): two copies per mask, E along their straight path."""
 
     points: int = ranged(11, Range(low=2))  # evenly spaced points of the path, both ends included
-    stream_seed: int | None = None  # the second copy's training stream; None: the run's stream seed + 1
+    stream_seed: int | None = ranged(None, SEED)  # the second copy's training stream; None: the run's stream seed + 1
 
 
 @dataclass
@@ -219,7 +225,7 @@ class PruningConfig:
     source_run: str | None = None  # branches (controls): the finished IMP run whose masks and round 0 they use
     branches: list[str] = field(default_factory=list)  # IMP only: branches run after its last round, in its folder
     matching_tolerance: float = 0.0  # relative margin: matching if E <= E_dense * (1 + tol)
-    seed: int | None = None  # random masks and re-initialisations; None: the replicate seed (root `seed`)
+    seed: int | None = ranged(None, SEED)  # random masks and re-initialisations; None: the replicate seed (root `seed`)
     early_bird: EarlyBirdConfig = field(default_factory=EarlyBirdConfig)
     instability: InstabilityConfig = field(default_factory=InstabilityConfig)
 
@@ -245,8 +251,8 @@ class DataConfig:
     eval_load_size: int | None = None  # with eval_crops > 1: shorter side before cropping (None: eval_size)
     eval_batch_size: int = 8
     grid_pairs: int = 4  # pairs shown in the PNG grid of each round
-    eval_seed: int = 1234  # which files form the fixed evaluation pairs: the same for every replicate
-    stream_seed: int | None = None  # the training pair stream; None: the replicate seed (root `seed`)
+    eval_seed: int = ranged(1234, SEED)  # which files form the fixed evaluation pairs: the same for every replicate
+    stream_seed: int | None = ranged(None, SEED)  # the training pair stream; None: the replicate seed (root `seed`)
 
 
 @dataclass
@@ -293,7 +299,7 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     experiment_name: str = "default"
-    seed: int = 0
+    seed: int = ranged(0, SEED)
     output_dir: str = MISSING
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from lottery_style.core.atomic import atomic_write
 from lottery_style.models.base import StyleTransferModule
 
 
@@ -52,8 +53,5 @@ def save_grid(model: StyleTransferModule, batch: dict[str, Tensor], path: Path, 
     output = model.stylize(content, style).clamp(0, 1)
     model.train(was_training)
     rows = torch.stack([content, style, output], dim=1).flatten(0, 1).cpu()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    save_image(make_grid(rows, nrow=3, padding=2), tmp)
-    tmp.replace(path)
-    return path
+    grid = make_grid(rows, nrow=3, padding=2)
+    return atomic_write(path, lambda handle: save_image(grid, handle, format="png"))

@@ -24,10 +24,9 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Callback, Trainer, seed_everything
-from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from lottery_style.core.atomic import atomic_write_json, atomic_write_text
+from lottery_style.core.atomic import atomic_copy, atomic_write_json, atomic_write_text
 from lottery_style.core.config import PARTS, Part, Rewind, control_seed, part_of, stream_seed
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.data.images import SKIPPED_IMAGES, merged_record
@@ -35,6 +34,7 @@ from lottery_style.engine.checkpointing import ResumeCheckpoint
 from lottery_style.engine.evaluation import evaluate, evaluation_device, save_grid
 from lottery_style.engine.loggers import RunLogger, build_run_logger, start_fit
 from lottery_style.engine.methods import RoundInputs, method_strategy
+from lottery_style.engine.progress import RoundProgressBar, round_description
 from lottery_style.engine.ranks import barrier, gathered, is_rank_zero, rank
 from lottery_style.engine.rewinding import Segment, round_segments
 from lottery_style.engine.schedule import round_sparsities
@@ -81,7 +81,7 @@ def link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except OSError:
-        shutil.copyfile(source, target)
+        atomic_copy(source, target)
 
 
 @dataclass
@@ -364,7 +364,10 @@ class LotteryRun:
         if index == 0:
             callbacks += self.round_zero_watch
         if training.progress_bar:
-            callbacks.append(RichProgressBar())
+            sparsity = sparsity_report(mask_callback.masks, part_of)["total"]
+            run = f"[{self.label}]" if self.label else self.run_dir.name  # a branch as its round lines name it
+            description = round_description(run, index, len(self.sparsities) - 1, sparsity)
+            callbacks.append(RoundProgressBar(description, segment.start, training.steps))
         return Trainer(
             max_steps=segment.steps,
             accelerator=hw.accelerator,

@@ -9,10 +9,13 @@ line naming the key, the value and what was expected.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep
 from hydra.errors import HydraException
@@ -22,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.core.conf_dir import CONF_DIR
 from lottery_style.core.config import NON_NEGATIVE, ConfigError, Method, Rewind
-from lottery_style.core.extras import OPTION_EXTRAS, installed
+from lottery_style.core.extras import OPTION_COMMANDS, OPTION_EXTRAS, installed
 from lottery_style.data.datamodule import check_data_config
 from lottery_style.data.images import NoImagesError, folder_problem
 from lottery_style.data.prepared import read_complete
@@ -38,9 +41,10 @@ SEARCH_PATH_OPTIONS = ("--config-dir", "-cd", "hydra.searchpath", "+hydra.search
 
 def check_choices(arguments: Sequence[str]) -> None:
     """A command-line option of a config group that does not exist (``model=vgg``), or whose optional extra is
-    not installed (``launcher=slurm``), fails in one line naming the real options or the extra, where Hydra
-    would print a dozen lines with its search path. With an extra search path (which may add options) and for
-    anything it cannot parse, Hydra alone decides."""
+    not installed or whose command is missing (``launcher=slurm`` off a SLURM cluster), fails in one line naming
+    the real options, the extra or the command, where Hydra would print a dozen lines with its search path (or
+    submitit a traceback, after the sweep folder was made). With an extra search path (which may add options)
+    and for anything it cannot parse, Hydra alone decides."""
     if any(argument.startswith(SEARCH_PATH_OPTIONS) for argument in arguments):
         return
     try:
@@ -56,29 +60,58 @@ def check_choices(arguments: Sequence[str]) -> None:
         for choice in value.list if isinstance(value, ChoiceSweep) else [value]:
             if choice is not None and str(choice) not in options:
                 raise ConfigError(f"{override.key_or_group}={choice} is invalid: expected one of {', '.join(options)}")
-            module, extra = OPTION_EXTRAS.get(f"{override.key_or_group}={choice}", ("", ""))
+            option = f"{override.key_or_group}={choice}"
+            module, extra = OPTION_EXTRAS.get(option, ("", ""))
             if module and not installed(module):
                 raise ConfigError(
-                    f"{override.key_or_group}={choice} needs {module}, which is not installed: "
+                    f"{option} needs {module}, which is not installed: "
                     f"expected the {extra} extra (pip install 'lottery-style[{extra}]')"
+                )
+            command, provider = OPTION_COMMANDS.get(option, ("", ""))
+            if command and shutil.which(command) is None:
+                raise ConfigError(
+                    f"{option} needs the {command} command of {provider}, which is not on this machine's PATH: "
+                    f"expected to run on {provider}'s login node (or no {override.key_or_group}= option to run here)"
                 )
 
 
-def check_ranges(node: DictConfig, prefix: str) -> None:
-    """Every option of ``node`` (and its sections) whose schema field declares a ``Range`` holds a value inside it."""
+# Hydra's commands: it does exactly one of them (``hydra._internal.utils._run_hydra``).
+HYDRA_COMMANDS = {"run": "--run", "multirun": "-m", "cfg": "--cfg", "info": "--info", "shell_completion": "--shell-completion"}
+
+
+def check_hydra_command(arguments: Sequence[str]) -> None:
+    """Two of Hydra's commands at once (``-m ... --cfg job``) fail in one line, where Hydra raises a traceback."""
+    parser = get_args_parser()
+    parser.exit_on_error = False
+    try:
+        args, _ = parser.parse_known_args(list(arguments))
+    except argparse.ArgumentError:
+        return  # Hydra's own parser reports it
+    given = [f"{flag} {getattr(args, key)}" if key in ("cfg", "info") else flag for key, flag in HYDRA_COMMANDS.items()
+             if getattr(args, key) not in (None, False)]  # fmt: skip
+    if len(given) > 1:
+        raise ConfigError(
+            f"{' and '.join(given)} cannot be combined: expected one of -m (run a sweep), --cfg (print the config), "
+            "--info, --run; to see one job of a sweep, give its overrides without -m: lottery-style --cfg job <overrides>"
+        )
+
+
+def check_ranges(node: DictConfig, prefix: str = "") -> None:
+    """Every option of ``node`` (and its sections) whose schema field declares a ``Range`` holds a value inside it
+    (an optional one may be null)."""
     schema = OmegaConf.get_type(node)
     fields = dataclasses.fields(schema) if dataclasses.is_dataclass(schema) else ()
     ranges = {f.name: f.metadata["range"] for f in fields if "range" in f.metadata}
-    for key, value in node.items():
-        if isinstance(value, DictConfig):
-            check_ranges(value, f"{prefix}.{key}")
-        elif key in ranges and value not in ranges[key]:
-            raise ConfigError(f"{prefix}.{key}={value} is invalid: expected {ranges[key]}")
+    for key, section in node.items_ex(resolve=False):  # other values (output_dir: ${hydra:...}) stay unresolved
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(section, DictConfig):
+            check_ranges(section, name)
+        elif key in ranges and node[key] is not None and node[key] not in ranges[key]:
+            raise ConfigError(f"{name}={node[key]} is invalid: expected {ranges[key]}")
 
 
-def check_model(model: DictConfig) -> None:
-    """Option ranges of the architecture, its optimizer and its loss weights (a negative weight rewards the loss)."""
-    check_ranges(model, "model")
+def check_loss_weights(model: DictConfig) -> None:
+    """The loss weights, a free mapping without a schema: a negative weight would reward the loss."""
     for term, weight in model.loss_weights.items():
         if weight not in NON_NEGATIVE:
             raise ConfigError(f"model.loss_weights.{term}={weight} is invalid: expected {NON_NEGATIVE}")
@@ -118,7 +151,8 @@ def check_image_folders(data: DictConfig) -> None:
 def check_config(cfg: DictConfig) -> None:
     pruning, training, data = cfg.pruning, cfg.training, cfg.data
     check_hardware(cfg.hardware)
-    check_model(cfg.model)
+    check_ranges(cfg)  # every section's ranged options: seeds, the model's, early-bird's, instability's
+    check_loss_weights(cfg.model)
     if str(pruning.method) not in METHODS:
         raise ConfigError(f"pruning.method={pruning.method} is unknown: expected one of {', '.join(sorted(METHODS))}")
     strategy = method_strategy(str(pruning.method))
@@ -126,8 +160,6 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"training.steps={training.steps} is invalid: expected a positive number of steps")
     if training.checkpoint_every < 1:
         raise ConfigError(f"training.checkpoint_every={training.checkpoint_every} is invalid: expected >= 1")
-    check_ranges(pruning.early_bird, "pruning.early_bird")
-    check_ranges(pruning.instability, "pruning.instability")
     if pruning.early_bird.every is not None and pruning.early_bird.every < 1:
         raise ConfigError(f"pruning.early_bird.every={pruning.early_bird.every} is invalid: expected >= 1, or null")
     if strategy.prunes:

@@ -55,6 +55,8 @@ SUMMARY_JSON = "summary.json"
 BRANCHES_DIR = "branches"  # pruning.branches: <run>/branches/<method>/, each a run folder of its own
 WANDB_DIR = "wandb"
 HYDRA_JOB_CONFIG = "config.yaml"  # Hydra's saved job config, <job>/.hydra/config.yaml (a multirun job's folder)
+HYDRA_RECORD_FILES = frozenset({HYDRA_JOB_CONFIG, "hydra.yaml", "overrides.yaml"})  # all Hydra saves in <job>/.hydra/
+MULTIRUN_RECORD = "multirun.yaml"  # Hydra's record of a sweep, in the sweep folder
 
 # ------------------------------------------------ an instability branch folder
 INSTABILITY_SUMMARY = "instability.json"  # every analysed mask's record

@@ -50,10 +50,11 @@ from typing import Any
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from lottery_style.core.atomic import atomic_write_json, atomic_write_text
-from lottery_style.core.config import PARTS, Method
+from lottery_style.core.atomic import atomic_savefig, atomic_write_json, atomic_write_text
+from lottery_style.core.config import PARTS, Method, part_of
 from lottery_style.tickets.identity import REPLICATE_KEYS, identity, schema_defaults
 from lottery_style.tickets.paths import GRID_FILE, REPORT_HTML, REPORT_JSON, ROUND_CONFIG, SUMMARY_JSON, round_dir
+from lottery_style.tickets.storage import read_metrics
 from lottery_style.tickets.verdict import extreme_sparsity as _extreme
 from lottery_style.tickets.verdict import summary_rows
 from lottery_style.tools.plot_axes import remaining, remaining_axis
@@ -97,6 +98,14 @@ class Run:
     def grid(self, round_index: int) -> Path | None:
         path = round_dir(self.path, round_index) / GRID_FILE
         return path if path.is_file() else None
+
+    def weight_parts(self) -> list[str]:
+        """The parts of the run's model that hold prunable weights (AdaIN's transform holds none), from round 0's
+        per-layer record; every part for an older run without one."""
+        layers = read_metrics(round_dir(self.path, 0)).get("sparsity_layers")
+        if not layers:
+            return list(PARTS)
+        return [part for part in PARTS if any(part_of(name) == part for name in layers)]
 
 
 # ----------------------------------------------------------------- loading
@@ -297,10 +306,7 @@ def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = 
 def plot_error_vs_sparsity(
     methods: Mapping[str, Sequence[Run]], path: str | Path, metrics: Sequence[str] = ("E",), title: str = ""
 ) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    error_figure(methods, metrics, title).savefig(path, dpi=120)
-    return path
+    return atomic_savefig(error_figure(methods, metrics, title), path)
 
 
 # ------------------------------------------------------------------- page
@@ -394,7 +400,7 @@ def _early_bird_section(model: str, runs: Sequence[Run], out_dir: Path, numbers:
     if not early_bird_runs:
         return ""
     path = out_dir / f"early_bird_distance-{model}.png"
-    distance_figure(early_bird_runs, f"{model}: early-bird mask distance").savefig(path, dpi=120)
+    atomic_savefig(distance_figure(early_bird_runs, f"{model}: early-bird mask distance"), path)
     rows = comparison(early_bird_runs, runs)
     numbers["early_bird_vs_imp"] = rows  # beside the series labels (one of which may be "early_bird")
     return (f"<h3>Early-bird tickets (You et al. 2020): E and cost (training steps) beside IMP's</h3>{_image(path, path.name)}"
@@ -407,7 +413,7 @@ def _instability_section(model: str, runs: Sequence[Run], out_dir: Path, numbers
     if not records:
         return ""
     path = out_dir / f"instability-{model}.png"
-    instability_figure(records, f"{model}: instability (linear mode connectivity)").savefig(path, dpi=120)
+    atomic_savefig(instability_figure(records, f"{model}: instability (linear mode connectivity)"), path)
     numbers["instability"] = records  # beside the series labels, none of which is "instability"
     return (f"<h3>Instability analysis (Frankle et al. 2020): error barrier between two copies</h3>"
             f"{_image(path, path.name)}{_table(INSTABILITY_HEADER, instability_cells(records))}")  # fmt: skip
