@@ -9,30 +9,32 @@
 #   1. environment: the GPU (nvidia-smi), Python, torch and its CUDA, the checkout;
 #   2. install: the wheels in DIR (default .whl/, made by bench/prepare_wheels.sh) into a scratch folder that
 #      goes on PYTHONPATH after this checkout (pip --no-index --no-deps --target: nothing reaches a registry,
-#      nothing of the machine's own environment changes); skipped when DIR holds no wheel;
+#      nothing of the machine's own environment changes); skipped when DIR holds no wheel, and with --cpu
+#      unless --wheels names DIR (a CPU machine has the packages; .whl/ holds the GPU machine's Python's);
 #   3. requirements: every requirement of lottery-style met (bench/missing_packages.py --check), the project's
 #      modules import and lottery_style comes from this checkout (so a fix made here is what runs);
 #   4. tests: pytest -m gpu tests/test_gpu.py, -rA (each test prints what it measured);
 #   5. bench: python bench/gpu.py, its numbers also in FILE's name with .json for .log.
 # --cpu: the same steps where there is no GPU: the GPU tests are collected and skipped, bench/gpu.py runs with
-# --cpu --tiny. CI runs this mode (.ci/run) so that the check cannot rot.
+# --cpu --tiny. CI runs this mode (.ci/run), installing the project's own wheel, so that the check cannot rot.
 # The log (default outputs/gpu_check.log) is written as the steps run; the time limits per step keep the whole
 # check under 8 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 cpu=0
-wheels=.whl
+wheels=
 log=outputs/gpu_check.log
 while (($#)); do
   case $1 in
     --cpu) cpu=1; shift ;;
     --wheels) wheels=$2; shift 2 ;;
     --log) log=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $1: expected --cpu, --wheels DIR or --log FILE" >&2; exit 2 ;;
   esac
 done
+[[ -n $wheels || $cpu == 1 ]] || wheels=.whl
 python=${PYTHON:-python3}
 mkdir -p "$(dirname "$log")"
 json=${log%.log}.json
@@ -81,10 +83,10 @@ sys.exit(not lottery_style.__file__.startswith('$root/'))"
 }
 
 step environment - environment
-if compgen -G "$wheels/*.whl" > /dev/null; then
+if [[ -n $wheels ]] && compgen -G "$wheels/*.whl" > /dev/null; then
   step install - install  # in this shell: the folder it exports on PYTHONPATH stays there for the steps below
 else
-  echo; echo "=== install: no wheel in $wheels: the packages already installed are used"
+  echo; echo "=== install: no wheel${wheels:+ in $wheels}: the packages already installed are used"
 fi
 step requirements - requirements
 if [[ $cpu == 1 ]]; then

@@ -44,6 +44,6 @@ for pin in $pins; do
     esac
   fi
 done
-"$python" -m pip wheel -q --no-deps --no-build-isolation -w "$out" .
+"$python" -m pip wheel -q --no-deps -w "$out" .
 echo "$out: $(ls "$out" | wc -l) wheels, $(du -sb "$out" | cut -f1) bytes ($(du -sh "$out" | cut -f1))"
 ls -l "$out" | awk 'NR > 1 {printf "%10d  %s\n", $5, $9}'
