@@ -130,8 +130,6 @@ def train_step(
     hardware = "gpu" if device.type == "cuda" else "cpu"
     extra = [f"model={name}", f"hardware={hardware}", "logger=csv"]
     cfg = run_config(batch, size, True, steps, {"progress_bar": False}, out / f"{name}-{batch}x{size}", extra)
-    if cfg.hardware.matmul_precision:
-        torch.set_float32_matmul_precision(cfg.hardware.matmul_precision)  # as the app does (lottery_style/train.py)
     bf16 = cfg.hardware.precision == "bf16-mixed"
     torch.manual_seed(0)
     data = {role: torch.rand(batch, 3, size, size, device=device) for role in ("content", "style")}
@@ -143,12 +141,17 @@ def train_step(
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     timer = SyncedSteps(args.warmup, device)
-    framework.fit([data] * steps, timer)
+    default_precision = torch.get_float32_matmul_precision()
+    try:  # as the app sets it for a run (lottery_style/train.py); stylize leaves it at the default
+        torch.set_float32_matmul_precision(cfg.hardware.matmul_precision or default_precision)
+        framework.fit([data] * steps, timer)
+    finally:
+        torch.set_float32_matmul_precision(default_precision)
     seconds = timer.seconds / args.steps
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     return {
-        "model": f"{name}+", "batch": batch, "crop": size, "precision": cfg.hardware.precision, "step_ms": 1e3 * seconds,
-        "pairs_per_s": batch / seconds, "peak_gpu_mib": None if peak is None else peak / 2**20,
+        "model": f"{name}+", "batch": batch, "crop": size, "precision": cfg.hardware.precision,
+        "step_ms": 1e3 * seconds, "pairs_per_s": batch / seconds, "peak_gpu_mib": None if peak is None else peak / 2**20,
         "gflop_per_step": flops / 1e9, "achieved_tflops": flops / seconds / 1e12,
     }  # fmt: skip
 
@@ -185,8 +188,9 @@ def data_rates(sizes: Sizes, device: torch.device, demand: dict[str, float], tmp
                 images_per_second(chosen["device-gpu"], 0, 8)  # warm-up: nvjpeg's handles, the resize kernels
             for name, dataset in chosen.items():
                 rate = statistics.median(images_per_second(dataset, r * sizes.draws, sizes.draws) for r in range(3))
-                rows.append({"jpeg": f"{width}x{height}", "path": name, "per": "GPU" if name == "device-gpu" else "core",
-                             "images_per_s": rate, "needed": {model: need / rate for model, need in demand.items()}})  # fmt: skip
+                needed = {model: need / rate for model, need in demand.items()}
+                per = "GPU" if name == "device-gpu" else "core"
+                rows.append({"jpeg": f"{width}x{height}", "path": name, "per": per, "images_per_s": rate, "needed": needed})
     finally:
         torch.set_num_threads(threads)
     return rows
@@ -237,17 +241,20 @@ def main() -> None:
             peak = "-" if row["peak_gpu_mib"] is None else f"{row['peak_gpu_mib']:.0f}"
             print(f"{row['model']:>8} {row['batch']:>5}@{row['crop']:<5} {row['precision']:>10} {row['step_ms']:>8.1f} "
                   f"{row['pairs_per_s']:>8.1f} {peak:>13} {row['gflop_per_step']:>11.1f} "
-                  f"{row['achieved_tflops']:>8.3g} {row['achieved_tflops'] / results['matmul_tflops']:>8.3f}")  # fmt: skip
+                  f"{row['achieved_tflops']:>8.3g} {row['achieved_tflops'] / results['matmul_tflops']:>8.3f}"
+                  )  # fmt: skip
 
-        results["stylize"] = [row for name, *_ in sizes.train for row in stylize_latency(name, sizes.stylize, device, tmp)]
+        names = [name for name, *_ in sizes.train]
+        results["stylize"] = [row for name in names for row in stylize_latency(name, sizes.stylize, device, tmp)]
         print("\nstylize (dense, fp32, content and style of the size, median of 5):")
         for row in results["stylize"]:
             print(f"{row['model']:>8} {row['size']:>5} px {row['ms']:>9.1f} ms")
 
         demand = {row["model"]: 2 * row["pairs_per_s"] for row in results["train"]}
         results["data"] = data_rates(sizes, device, demand, tmp)
+    needs = ", ".join(f"{m} {d:.0f} images/s" for m, d in demand.items())
     print(f"\ndata: load {sizes.load}, crop {sizes.crop}; images/s per core (device-gpu: of the GPU) and the cores "
-          f"(the GPU's share) each step needs: {', '.join(f'{m} {d:.0f} images/s' for m, d in demand.items())}")  # fmt: skip
+          f"(the GPU's share) each step needs: {needs}")  # fmt: skip
     print(f"{'JPEG':>10} {'path':>14} {'images/s':>9} {'per':>5} " + " ".join(f"{'need ' + m:>12}" for m in demand))
     for row in results["data"]:
         needed = " ".join(f"{row['needed'][m]:>12.2f}" for m in demand)

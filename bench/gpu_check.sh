@@ -55,21 +55,26 @@ step() {
   status=$?
   if ((status == 124 || status == 137)); then echo "=== $name: stopped at its limit of $limit s"; fi
   ((status == 0)) || failed+=("$name")
-  summary+=("$(printf '%-13s %-6s %4d s' "$name" "$([[ $status == 0 ]] && echo ok || echo FAILED)" $((SECONDS - start)))")
+  local verdict=ok
+  ((status == 0)) || verdict=FAILED
+  summary+=("$(printf '%-13s %-6s %4d s' "$name" "$verdict" $((SECONDS - start)))")
 }
 
 environment() {
   echo "mode: $([[ $cpu == 1 ]] && echo "--cpu" || echo GPU); log $log; started $(date -u '+%F %T') UTC"
   echo "checkout: $root ($(git -C "$root" describe --always --dirty 2>/dev/null || echo 'no git metadata'))"
   if [[ $cpu == 0 ]]; then nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || return 1; fi
-  "$python" -c "import sys, torch; print('python', sys.version.split()[0], sys.executable); print('torch', torch.__version__, \
-'CUDA', torch.version.cuda, 'available:', torch.cuda.is_available()); sys.exit(0 if $cpu or torch.cuda.is_available() else 1)"
+  "$python" -c "import sys, torch
+print('python', sys.version.split()[0], sys.executable)
+print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'available:', torch.cuda.is_available())
+sys.exit(0 if $cpu or torch.cuda.is_available() else 1)"
 }
 
 install() {
   local site
   site=$(mktemp -d "${TMPDIR:-/tmp}/lottery-style-site.XXXXXX")
-  "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$wheels"/*.whl || return 1
+  "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$wheels"/*.whl \
+    || return 1
   export PYTHONPATH=$root:$site
   echo "installed $(ls "$wheels"/*.whl | wc -l) wheel(s) from $wheels into $site"
 }

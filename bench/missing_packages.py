@@ -47,7 +47,7 @@ def missing(root: str, present: set[str], environment: dict[str, str]) -> dict[s
         try:
             found[name] = version(name)
         except PackageNotFoundError:
-            sys.exit(f"{name} is needed by {PROJECT} but not installed here: install the project first (pip install -e .)")
+            sys.exit(f"{name} is needed by {PROJECT} but not installed here: install the project (pip install -e .)")
         for line in requires(name) or []:
             requirement = Requirement(line)
             if requirement.marker is None or requirement.marker.evaluate(environment):
@@ -96,7 +96,7 @@ def main() -> None:
         try:
             problems = unmet(PROJECT)
         except PackageNotFoundError:
-            sys.exit(f"{PROJECT} is not installed here: install its wheel (bench/gpu_check.sh does) or pip install -e .")
+            sys.exit(f"{PROJECT} is not installed here: install its wheel (bench/gpu_check.sh does) or the checkout")
         print("\n".join(problems) or f"every requirement of {PROJECT} is met ({version(PROJECT)})")
         sys.exit(1 if problems else 0)
     environment = target_environment(args.python_version)

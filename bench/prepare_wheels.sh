@@ -40,7 +40,8 @@ for pin in $pins; do
     built=$(ls "$scratch"/built/*.whl)
     case $built in
       *-py3-none-any.whl|*-py2.py3-none-any.whl) mv "$built" "$out/" ;;
-      *) echo "prepare_wheels.sh: $pin has no wheel for CPython 3.12 manylinux x86-64 and is not pure Python" >&2; exit 1 ;;
+      *) echo "prepare_wheels.sh: $pin has no wheel for CPython 3.12 manylinux x86-64, nor is it pure Python" >&2
+         exit 1 ;;
     esac
   fi
 done

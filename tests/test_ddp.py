@@ -29,7 +29,8 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     env = {**os.environ, "CI": "true"}
     mode = ["-m"] if multirun else []
-    command = [sys.executable, "-m", "lottery_style.train", *mode, *TINY, "training.steps=2", f"hardware={hardware}", *args]
+    command = [sys.executable, "-m", "lottery_style.train", *mode, *TINY, "training.steps=2", f"hardware={hardware}",
+               *args]  # fmt: skip
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False, text=True, timeout=900, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-3000:]
     return result

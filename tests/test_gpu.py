@@ -30,7 +30,12 @@ from lottery_style.tickets.storage import load_round
 from lottery_style.train import train
 from tests.conftest import TINY, compose_train, tiny_model
 from tests.test_ddp import metrics, run_cli
-from tests.test_device_decode import MAX_ABS_TOLERANCE, MEAN_ABS_TOLERANCE, folders, loader_batches  # noqa: F401 (fixture)
+from tests.test_device_decode import (
+    MAX_ABS_TOLERANCE,
+    MEAN_ABS_TOLERANCE,
+    folders,  # noqa: F401 (a fixture)
+    loader_batches,
+)
 from tests.test_fast_data import data_cfg
 from tests.test_stylize import images, read_png, run_dir, visible_ticket  # noqa: F401 (fixtures)
 
@@ -78,7 +83,7 @@ def test_a_bf16_step_agrees_with_fp32_and_fused_adam_keeps_pruned_weights_zero(n
             bf16 = model.losses(batch["content"].to(DEVICE), batch["style"].to(DEVICE))
         bf16_total = model.weighted_loss(bf16.terms).float().cpu()
     assert bf16.stylized.dtype == torch.bfloat16, "autocast did not run the decoder in bf16"
-    errors = {term: float((bf16.terms[term].float().mean().cpu() - v.mean()).abs() / v.mean()) for term, v in fp32.items()}
+    errors = {t: float((bf16.terms[t].float().mean().cpu() - v.mean()).abs() / v.mean()) for t, v in fp32.items()}
     errors["weighted"] = float((bf16_total - fp32_total).abs() / fp32_total)
     print(f"{name}+ bf16 vs fp32 relative loss differences: {errors}")
     assert max(errors.values()) <= BF16_RTOL, errors
@@ -162,7 +167,8 @@ def test_stylize_on_cuda_matches_the_cpu(
 def test_a_single_gpu_ddp_run_finishes_with_one_rank(tmp_path: Path) -> None:
     """``hardware=ddp`` on one device (NCCL on CUDA) through the command line: two rounds, one mask hash each."""
     run = tmp_path / "run"
-    run_cli([*ON_DEVICE, "hardware.devices=1", "pruning.rounds=1", f"hydra.run.dir={run}"], cwd=tmp_path, hardware="ddp")
+    overrides = [*ON_DEVICE, "hardware.devices=1", "pruning.rounds=1", f"hydra.run.dir={run}"]
+    run_cli(overrides, cwd=tmp_path, hardware="ddp")
     for index in range(2):
         assert len(metrics(run, index)["mask_hashes"]) == 1
         assert (round_dir(run, index) / DONE).is_file()
