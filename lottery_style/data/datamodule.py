@@ -44,11 +44,13 @@ from lottery_style.data.images import DataError, NoImagesError, SkippedImages, l
 from lottery_style.data.pairs import (
     SKIPPED,
     EvalPairs,
+    EvalSpec,
     PairDataset,
     PairLoader,
     PairSampler,
-    choose_readable,
+    choose_eval_pairs,
     collate_pairs,
+    pair_names,
 )
 from lottery_style.data.prepared import read_complete
 from lottery_style.data.sample import sample_dirs
@@ -128,15 +130,13 @@ class StylePairDataModule(LightningDataModule):
         styles, prepared_styles = self._listing(style_dir, "style")
         content_source, content_pool = self._eval_pool(contents, content_dir, cfg.eval_content_dir, "content")
         style_source, style_pool = self._eval_pool(styles, style_dir, cfg.eval_style_dir, "style")
-        self.eval_content_files, eval_contents = self._choose_eval(
-            content_pool, content_source, cfg.eval_contents, "content", stream=0
-        )
-        self.eval_style_files, eval_styles = self._choose_eval(style_pool, style_source, cfg.eval_styles, "style", stream=1)
+        spec = EvalSpec(cfg.eval_contents, cfg.eval_styles, cfg.eval_size, cfg.eval_crops, cfg.eval_load_size, cfg.eval_seed)
+        pools = {"content": (content_source, content_pool), "style": (style_source, style_pool)}
+        self.eval_content_files, self.eval_style_files, self.eval_set = choose_eval_pairs(spec, pools, self.skipped)
         excluded_contents = content_pool if cfg.eval_content_dir is not None else self.eval_content_files
         excluded_styles = style_pool if cfg.eval_style_dir is not None else self.eval_style_files
         self.content_files = self._training_files(contents, excluded_contents, f"content folder {content_dir}")
         self.style_files = self._training_files(styles, excluded_styles, f"style folder {style_dir}")
-        self.eval_set = EvalPairs(eval_contents, eval_styles)
         prepared = {
             role: [listing[path] for path in files]
             for role, listing, files in (
@@ -150,7 +150,7 @@ class StylePairDataModule(LightningDataModule):
         log.info(
             "data: %d content and %d style training images (%s, %s); %d x %d evaluation pairs",
             len(self.content_files), len(self.style_files), content_dir, style_dir,
-            len(eval_contents), len(eval_styles),
+            len(self.eval_set.contents), len(self.eval_set.styles),
         )  # fmt: skip
 
     def _listing(self, folder: str | Path, role: str) -> tuple[list[Path], dict[Path, Path | None] | None]:
@@ -170,14 +170,6 @@ class StylePairDataModule(LightningDataModule):
         if eval_dir is None:
             return f"{role} folder {training_dir}", training
         return f"eval {role} folder {eval_dir}", list_images(eval_dir, f"eval {role}")
-
-    def _choose_eval(self, pool: list[Path], source: str, count: int, role: str, stream: int) -> tuple[list[Path], Tensor]:
-        """``count`` readable eval files of one side, chosen by ``data.eval_seed`` alone."""
-        cfg = self.cfg
-        seed = (cfg.eval_seed, stream)
-        return choose_readable(
-            pool, count, cfg.eval_size, seed, f"eval {role}", source, cfg.eval_crops, cfg.eval_load_size, self.skipped
-        )
 
     @staticmethod
     def _training_files(files: list[Path], held_out: list[Path], source: str) -> list[Path]:
@@ -244,6 +236,4 @@ class StylePairDataModule(LightningDataModule):
     def eval_pairs(self) -> list[tuple[str, str]]:
         """(content file, style file) of every evaluation pair, in test-loader order, for the record."""
         assert self.eval_set is not None, "call setup() first"
-        return [
-            (str(self.eval_content_files[c]), str(self.eval_style_files[s])) for c, s in self.eval_set.order
-        ]
+        return pair_names(self.eval_content_files, self.eval_style_files, self.eval_set)

@@ -261,6 +261,41 @@ def choose_readable(
     raise NoImagesError(f"{source} has {len(chosen) // crops} readable images, {count} needed for evaluation")
 
 
+@dataclass(frozen=True)
+class EvalSpec:
+    """What fixes a set of evaluation pairs besides the two folders: how many images of each side, the
+    views' size, fixed crops per image and the shorter side before cropping, and the seed that picks them.
+    Training (``data.eval_*``) and ``lottery-style evaluate`` choose their pairs through it alike."""
+
+    contents: int
+    styles: int
+    size: int
+    crops: int
+    load_size: int | None
+    seed: int
+
+
+def choose_eval_pairs(
+    spec: EvalSpec, pools: Mapping[str, tuple[str, Sequence[Path]]], skipped: SkippedImages | None = None
+) -> tuple[list[Path], list[Path], EvalPairs]:
+    """The fixed evaluation pairs from ``pools`` (per side: the folder's name for errors, its files): the chosen
+    content files, style files (one entry per view) and the pairs, each side drawn from its own seeded stream."""
+    chosen = {}
+    for role, stream in STREAMS.items():
+        source, files = pools[role]
+        count = spec.contents if role == "content" else spec.styles
+        chosen[role] = choose_readable(
+            files, count, spec.size, (spec.seed, stream), f"eval {role}", source, spec.crops, spec.load_size, skipped
+        )
+    (content_files, contents), (style_files, styles) = chosen["content"], chosen["style"]
+    return content_files, style_files, EvalPairs(contents, styles)
+
+
+def pair_names(content_files: Sequence[Path], style_files: Sequence[Path], pairs: EvalPairs) -> list[tuple[str, str]]:
+    """(content file, style file) of every evaluation pair, in evaluation order, for the record."""
+    return [(str(content_files[c]), str(style_files[s])) for c, s in pairs.order]
+
+
 def pair_order(contents: int, styles: int) -> list[tuple[int, int]]:
     """Every (content, style) pair once, in diagonals: the first pairs differ in both content and style.
 

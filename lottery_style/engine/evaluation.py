@@ -11,10 +11,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from lightning.pytorch import seed_everything
+from omegaconf import DictConfig
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from lottery_style.core.atomic import atomic_write
+from lottery_style.models import create_model
 from lottery_style.models.base import StyleTransferModule
 
 
@@ -25,8 +28,8 @@ def evaluation_device(accelerator: str) -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model: StyleTransferModule, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict:
-    """Mean E_content, E_style, E and SSIM over all pairs, the std of per-pair E and the per-pair values."""
+def per_pair_errors(model: StyleTransferModule, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict[str, Tensor]:
+    """Every test error of the model (:meth:`StyleTransferModule.test_errors`) on every pair, in batch order."""
     was_training = model.training
     model.eval().to(device)
     per_pair: dict[str, list[Tensor]] = {}
@@ -38,10 +41,27 @@ def evaluate(model: StyleTransferModule, batches: Iterable[dict[str, Tensor]], d
     values = {key: torch.cat(chunks) for key, chunks in per_pair.items()}
     if not values:
         raise ValueError("the evaluation set is empty: expected at least one content/style pair")
+    return values
+
+
+def summarise(values: dict[str, Tensor]) -> dict:
+    """Mean E_content, E_style, E, SSIM and structure over the pairs, the std of per-pair E and the per-pair E."""
     result = {key: float(value.mean()) for key, value in values.items()}
     result["E_std"] = float(values["E"].std(unbiased=False))
     result["per_pair_E"] = [float(v) for v in values["E"]]
     return result
+
+
+def evaluate(model: StyleTransferModule, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict:
+    """Mean E_content, E_style, E and SSIM over all pairs, the std of per-pair E and the per-pair values."""
+    return summarise(per_pair_errors(model, batches, device))
+
+
+def seeded_model(cfg: DictConfig) -> StyleTransferModule:
+    """A run's model as its training builds it, before any ticket's weights are loaded: seeded by the
+    replicate seed, so that what a ticket does not hold (a random frozen loss VGG) is the run's own."""
+    seed_everything(cfg.seed, workers=True)
+    return create_model(cfg.model)
 
 
 @torch.no_grad()

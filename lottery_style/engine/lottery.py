@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch import Callback, Trainer, seed_everything
+from lightning.pytorch import Callback, Trainer
 from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.core.atomic import atomic_copy, atomic_write_json, atomic_write_text
@@ -31,7 +31,7 @@ from lottery_style.core.config import PARTS, Part, Rewind, control_seed, part_of
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.data.images import SKIPPED_IMAGES, merged_record
 from lottery_style.engine.checkpointing import ResumeCheckpoint
-from lottery_style.engine.evaluation import evaluate, evaluation_device, save_grid
+from lottery_style.engine.evaluation import evaluate, evaluation_device, save_grid, seeded_model
 from lottery_style.engine.loggers import RunLogger, build_run_logger, start_fit
 from lottery_style.engine.methods import RoundInputs, method_strategy
 from lottery_style.engine.progress import RoundProgressBar, round_description
@@ -121,8 +121,7 @@ class LotteryRun:
     # ------------------------------------------------------------------ setup
     def build(self) -> tuple[StyleTransferModule, StylePairDataModule]:
         """The model at its initialisation (seeded by the replicate seed) and the run's data module."""
-        seed_everything(self.cfg.seed, workers=True)
-        model = create_model(self.cfg.model)
+        model = seeded_model(self.cfg)
         datamodule = StylePairDataModule(
             self.cfg.data, steps_per_epoch=self.cfg.training.steps, stream_seed=stream_seed(self.cfg)
         )
