@@ -5,6 +5,7 @@ before); a first argument naming a tool runs it instead::
 
     lottery-style stylize --ticket runs/x/round_03 --content photos/ --style art.jpg --out styled/
     lottery-style export runs/x/round_03 --out ticket.lst --compress
+    lottery-style evaluate runs/ --content-dir test/content --style-dir test/style --name test
     lottery-style report runs/x runs/y --out report/
     lottery-style prepare-data /data/wikiart/train /data/wikiart/prepared-512 --size 512
 
@@ -63,6 +64,20 @@ def export(args: argparse.Namespace) -> None:
     )
 
 
+def evaluate(args: argparse.Namespace) -> None:
+    from lottery_style.data.pairs import EvalSpec
+    from lottery_style.tools.evaluate import evaluate_runs, evaluation_set
+
+    device = _device(args.device)
+    spec = EvalSpec(args.contents, args.styles, args.size, args.crops, args.load_size, args.seed)
+    evaluation = evaluation_set(args.name, args.content_dir, args.style_dir, spec)
+    done = evaluate_runs(args.runs, evaluation, args.batch_size, args.grid_pairs, device, progress=not args.quiet)
+    print(
+        f"evaluation {args.name}: {done.evaluated} round(s) evaluated, {done.skipped} evaluated before, on "
+        f"{len(evaluation.pairs)} pairs; judge it with: lottery-style report RUNS --eval {args.name} --out REPORT"
+    )
+
+
 def report(args: argparse.Namespace) -> None:
     from lottery_style.tools.report import write_report
 
@@ -104,6 +119,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--compress", action="store_true", help="LZMA-code the file (lossless)")
     p.set_defaults(run=export)
 
+    from lottery_style.core.config import DataConfig
+
+    p = tools.add_parser("evaluate", help="judge every finished round of runs on the fixed pairs of two folders")
+    p.add_argument("runs", nargs="+", help="run folders (their branches come with them), or folders holding them")
+    p.add_argument("--content-dir", required=True, help="the content images of the test set (searched recursively)")
+    p.add_argument("--style-dir", required=True, help="the style images of the test set (searched recursively)")
+    p.add_argument("--name", required=True, help="the evaluation's name: round_XX/evaluations/NAME/ (report --eval NAME)")
+    p.add_argument("--contents", type=int, default=40, help="content images drawn from --content-dir (paper: 40)")
+    p.add_argument("--styles", type=int, default=100, help="style images drawn from --style-dir (paper: 100)")
+    p.add_argument("--size", type=int, default=DataConfig.eval_size, help="side of each square view in px (as data.eval_size)")
+    p.add_argument("--crops", type=int, default=1, help="fixed views per image: 1 = the centre square (as data.eval_crops)")
+    p.add_argument("--load-size", type=int, default=None, help="with --crops > 1: shorter side before cropping (as data.eval_load_size)")
+    p.add_argument("--seed", type=int, default=DataConfig.eval_seed, help="which files are drawn (as data.eval_seed)")
+    p.add_argument("--batch-size", type=int, default=DataConfig.eval_batch_size, help="pairs per forward pass")
+    p.add_argument("--grid-pairs", type=int, default=DataConfig.grid_pairs, help="pairs in each round's grid.png")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=evaluate)
+
     p = tools.add_parser("report", help="figures and one HTML page from run folders")
     p.add_argument("runs", nargs="+", help="run folders (IMP and controls, any seeds), or folders holding them")
     p.add_argument("--out", required=True, help="output folder for report.html, report.json and the figures")
@@ -119,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-TOOLS = ("stylize", "export", "report", "prepare-data")
+TOOLS = ("stylize", "export", "evaluate", "report", "prepare-data")
 
 
 def run_tool(argv: Sequence[str]) -> int:
