@@ -81,7 +81,7 @@ def evaluate(args: argparse.Namespace) -> None:
 def report(args: argparse.Namespace) -> None:
     from lottery_style.tools.report import write_report
 
-    print(write_report(args.runs, args.out))
+    print(write_report(args.runs, args.out, args.eval, args.margin))
 
 
 def prepare_data(args: argparse.Namespace) -> None:
@@ -141,6 +141,9 @@ def _parser() -> argparse.ArgumentParser:
     p = tools.add_parser("report", help="figures and one HTML page from run folders")
     p.add_argument("runs", nargs="+", help="run folders (IMP and controls, any seeds), or folders holding them")
     p.add_argument("--out", required=True, help="output folder for report.html, report.json and the figures")
+    p.add_argument("--eval", metavar="NAME", help="judge the rounds' records of `lottery-style evaluate --name NAME`")
+    p.add_argument("--margin", type=float, default=0.02,
+                   help="the paired verdict's non-inferiority margin, relative to the dense E (default 0.02: 2%%)")  # fmt: skip
     p.set_defaults(run=report)
 
     p = tools.add_parser("prepare-data", help="decode and square-resize a training folder once, for fast loading")

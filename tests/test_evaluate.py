@@ -116,3 +116,22 @@ def test_a_folder_without_images_or_a_run_without_a_finished_round_is_one_line(t
          "--name", "x", "--quiet"]))  # fmt: skip
     assert not any(evaluation_dir(d, "x").exists() for d in every_round(trained["run"]))
     assert json.loads((trained["run"] / "summary.json").read_text())["rounds"]  # the run's own records intact
+
+
+def test_the_report_judges_and_draws_from_a_named_evaluation(trained, tmp_path, capsys) -> None:
+    run = str(trained["run"])
+    assert evaluate(trained, "again") == 0 and evaluate(trained, "views", "--crops", "2", "--load-size", "40") == 0
+    for name, options in (("training", []), ("again", ["--eval", "again"]), ("views", ["--eval", "views"])):
+        assert main(["report", run, "--out", str(tmp_path / name), *options]) == 0
+    numbers = {name: json.loads((tmp_path / name / "report.json").read_text())["adain"] for name in ("training", "again", "views")}
+    for series in ("imp", "random_prune"):
+        # the training-time pairs again: every number of the report as the training-time one
+        assert numbers["again"][series]["rounds"] == numbers["training"][series]["rounds"]
+        assert numbers["again"][series]["paired"] == numbers["training"][series]["paired"]
+        assert [row["paired"]["pairs"] for row in numbers["views"][series]["paired"]["rounds"]] == [16]
+    dense_views = read_metrics(evaluation_dir(round_dir(trained["run"], 0), "views"))["E"]
+    assert numbers["views"]["imp"]["rounds"][0]["E_mean"] == dense_views != numbers["training"]["imp"]["rounds"][0]["E_mean"]
+    assert "from the evaluation <b>views</b>" in (tmp_path / "views" / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["report", run, "--out", str(tmp_path / "none"), "--eval", "never"]) == 2
+    assert f"{run} has no evaluation 'never' of its round 0" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from lottery_style.core.atomic import atomic_write_json, atomic_write_text
 from lottery_style.core.config import PARTS
 from lottery_style.data.images import SKIPPED_IMAGES, merged_record
 from lottery_style.tickets.paths import SUMMARY_CSV, SUMMARY_JSON
-from lottery_style.tickets.storage import finished_rounds, read_metrics
+from lottery_style.tickets.storage import evaluated_rounds, finished_rounds, read_metrics, round_metrics
 
 SUMMARY_FIELDS = (
     "round", "method", "sparsity", "sparsity_model", *(f"sparsity_{part}" for part in PARTS),
@@ -107,9 +107,12 @@ def paired_difference(ticket: Sequence[float], dense: Sequence[float]) -> tuple[
     return mean, mean - half, mean + half
 
 
-def summary_rows(run_dir: str | Path, tolerance: float) -> tuple[list[dict[str, Any]], Verdict]:
-    """Per-round rows of a run folder (finished rounds only) with the verdict and the paired interval filled in."""
-    metrics = [read_metrics(ticket_dir) for ticket_dir in finished_rounds(run_dir)]
+def summary_rows(
+    run_dir: str | Path, tolerance: float, evaluation: str | None = None
+) -> tuple[list[dict[str, Any]], Verdict]:
+    """Per-round rows of a run folder (finished rounds only; with ``evaluation``, the rounds evaluated under that
+    name, from that evaluation's metrics) with the verdict and the paired interval filled in."""
+    metrics = [round_metrics(ticket_dir, evaluation) for ticket_dir in evaluated_rounds(run_dir, evaluation)]
     rows = [{key: m.get(key) for key in SUMMARY_FIELDS} for m in metrics]
     verdict = matching_verdict(rows, tolerance)
     dense_pairs = metrics[0].get("per_pair_E")
