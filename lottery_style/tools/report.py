@@ -9,10 +9,10 @@ labelled by the keys that differ between series of the same method (e.g.
 and keeps the run with the most finished rounds. Rounds are aligned by sparsity.
 
 Every number comes from the runs' own records (``summary.json``, or the finished
-rounds when a run has no summary yet), so the page can be rebuilt at any time
-without a model. Spreads are sample standard deviations over replicates (0 for one).
+rounds when a run has no summary yet; with ``evaluation``, the rounds' records of that
+``lottery-style evaluate`` name), so the page can be rebuilt at any time without a model. Spreads are sample standard deviations over replicates (0 for one).
 
-Two verdicts per series:
+The verdicts per series:
 
 - per seed, the paper's strict rule (E <= dense E of that run), counted over seeds;
 - across seeds, the replicate-aware rule of Chen et al. 2020 ("The Lottery Ticket
@@ -21,9 +21,12 @@ Two verdicts per series:
   unpruned BERT model"): a sparsity matches when the ticket's E, averaged over
   replicates, is at most the dense round 0's E averaged over replicates plus one
   standard deviation of the dense E across replicates. With one replicate the
-  standard deviation is 0 and the rule is the strict one.
+  standard deviation is 0 and the rule is the strict one;
+- beside it, the paper's rule on the means over replicates and the paired verdict
+  (each seed's ticket against its own dense round on the same pairs, at a declared
+  margin): :mod:`lottery_style.tools.report_paired`.
 
-Both judge only the sparsities that every replicate of the series reached (a run
+All judge only the sparsities that every replicate of the series reached (a run
 still training has fewer rounds): a sparsity judged on a subset of the seeds would
 be compared with the others on other replicates. The others are shown, marked as
 not judged, and every verdict says on how many replicates (n) it stands. The
@@ -64,7 +67,7 @@ from lottery_style.tickets.paths import (
     evaluation_dir,
     round_dir,
 )
-from lottery_style.tickets.storage import evaluated_rounds, read_metrics, round_metrics
+from lottery_style.tickets.storage import evaluated_rounds, read_metrics
 from lottery_style.tickets.verdict import extreme_sparsity as _extreme
 from lottery_style.tickets.verdict import summary_rows
 from lottery_style.tools.plot_axes import remaining, remaining_axis
@@ -119,9 +122,8 @@ class Run:
     def per_pair_E(self, round_index: int) -> list[float] | None:
         """Round ``round_index``'s E on every pair (None where no record holds them: a run recorded before they
         were kept, a summary whose round folders are gone)."""
-        if not (self.round_folder(round_index) / METRICS_FILE).is_file():
-            return None
-        return round_metrics(round_dir(self.path, round_index), self.evaluation).get("per_pair_E")
+        folder = self.round_folder(round_index)
+        return read_metrics(folder).get("per_pair_E") if (folder / METRICS_FILE).is_file() else None
 
     def weight_parts(self) -> list[str]:
         """The parts of the run's model that hold prunable weights (AdaIN's transform holds none), from round 0's
