@@ -21,7 +21,7 @@ from lightning.pytorch.accelerators import CUDAAccelerator
 from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.core.conf_dir import CONF_DIR
-from lottery_style.core.config import NON_NEGATIVE, ConfigError, Method, Rewind
+from lottery_style.core.config import NON_NEGATIVE, ConfigError, Method, Rewind, field_metadata
 from lottery_style.core.extras import OPTION_EXTRAS, installed
 from lottery_style.data.datamodule import check_data_config
 from lottery_style.data.images import NoImagesError, folder_problem
@@ -64,21 +64,23 @@ def check_choices(arguments: Sequence[str]) -> None:
                 )
 
 
-def check_ranges(node: DictConfig, prefix: str) -> None:
-    """Every option of ``node`` (and its sections) whose schema field declares a ``Range`` holds a value inside it."""
+def check_ranges(node: DictConfig, prefix: str = "") -> None:
+    """Every option of ``node`` (and its sections) whose schema field declares a ``Range`` holds a value inside it
+    (``null``, where the schema allows it, means "not set" and is not a value to check)."""
     schema = OmegaConf.get_type(node)
-    fields = dataclasses.fields(schema) if dataclasses.is_dataclass(schema) else ()
-    ranges = {f.name: f.metadata["range"] for f in fields if "range" in f.metadata}
-    for key, value in node.items():
-        if isinstance(value, DictConfig):
-            check_ranges(value, f"{prefix}.{key}")
-        elif key in ranges and value not in ranges[key]:
-            raise ConfigError(f"{prefix}.{key}={value} is invalid: expected {ranges[key]}")
+    for key, raw in node.items_ex(resolve=False):  # resolved below only where checked (output_dir needs Hydra)
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(raw, DictConfig):
+            check_ranges(raw, name)
+            continue
+        valid = field_metadata(schema, str(key)).get("range") if dataclasses.is_dataclass(schema) else None
+        value = node[key] if valid is not None else None
+        if value is not None and value not in valid:
+            raise ConfigError(f"{name}={value} is invalid: expected {valid}")
 
 
-def check_model(model: DictConfig) -> None:
-    """Option ranges of the architecture, its optimizer and its loss weights (a negative weight rewards the loss)."""
-    check_ranges(model, "model")
+def check_loss_weights(model: DictConfig) -> None:
+    """A loss weight is a map entry, not a schema field with a range: a negative one would reward its loss."""
     for term, weight in model.loss_weights.items():
         if weight not in NON_NEGATIVE:
             raise ConfigError(f"model.loss_weights.{term}={weight} is invalid: expected {NON_NEGATIVE}")
@@ -118,21 +120,12 @@ def check_image_folders(data: DictConfig) -> None:
 def check_config(cfg: DictConfig) -> None:
     pruning, training, data = cfg.pruning, cfg.training, cfg.data
     check_hardware(cfg.hardware)
-    check_model(cfg.model)
+    check_ranges(cfg)  # every section's declared ranges, the model's included
+    check_loss_weights(cfg.model)
     if str(pruning.method) not in METHODS:
         raise ConfigError(f"pruning.method={pruning.method} is unknown: expected one of {', '.join(sorted(METHODS))}")
     strategy = method_strategy(str(pruning.method))
-    if training.steps < 1:
-        raise ConfigError(f"training.steps={training.steps} is invalid: expected a positive number of steps")
-    if training.checkpoint_every < 1:
-        raise ConfigError(f"training.checkpoint_every={training.checkpoint_every} is invalid: expected >= 1")
-    check_ranges(pruning.early_bird, "pruning.early_bird")
-    check_ranges(pruning.instability, "pruning.instability")
-    if pruning.early_bird.every is not None and pruning.early_bird.every < 1:
-        raise ConfigError(f"pruning.early_bird.every={pruning.early_bird.every} is invalid: expected >= 1, or null")
     if strategy.prunes:
-        if not 0.0 < pruning.rate < 1.0:
-            raise ConfigError(f"pruning.rate={pruning.rate} is invalid: expected a fraction in (0, 1)")
         if not pruning.scope:
             raise ConfigError("pruning.scope is empty: expected some of [encoder, transform, decoder]")
         try:
@@ -141,8 +134,6 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(str(error)) from None
         check_scope_is_trained(cfg)
     check_rewinding(cfg)
-    if pruning.matching_tolerance < 0:
-        raise ConfigError(f"pruning.matching_tolerance={pruning.matching_tolerance} is invalid: expected >= 0")
     check_branches(cfg)
     if pruning.source_run is not None:
         check_source_run(cfg, len(round_sparsities(cfg)) if strategy.follows_imp else 1)
