@@ -41,7 +41,7 @@ register()
 
 def model_config(name: str, **overrides: Any) -> DictConfig:
     """The model's schema defaults with random VGG weights (no download) plus ``overrides``."""
-    base = OmegaConf.structured(MODEL_REGISTRY[name].config)
+    base = MODEL_REGISTRY[name].schema()
     return OmegaConf.merge(base, {"encoder": {"weights": "random"}}, overrides)
 
 

@@ -9,8 +9,10 @@ lives beside its module and is registered from the model registry
 (:mod:`lottery_style.engine.compose`).
 
 The vocabulary every layer shares is defined here once: the parts of a model
-(:class:`Part`, :data:`PARTS`), the method names (:class:`Method`) and the
-error a config value that cannot work raises (:class:`ConfigError`).
+(:class:`Part`, :data:`PARTS`) and the error a config value that cannot work
+raises (:class:`ConfigError`). A method's name and options are its own
+(:mod:`lottery_style.engine.methods`): each registers a section of the pruning
+schema here (:data:`PRUNING_SECTIONS`), which names no method.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 
 class ConfigError(ValueError):
@@ -151,26 +153,6 @@ def part_of(name: str) -> str:
     return name.split(".", 1)[0]
 
 
-class Method(ConfigEnum):
-    """The package's ``pruning.method`` names, in the order the report shows them (IMP first, the dense baseline
-    after the paper's comparisons); each is a registered strategy in :mod:`lottery_style.engine.methods`, and a
-    strategy registered from outside the package adds its own name after them."""
-
-    imp = "imp"
-    early_bird = "early_bird"
-    oneshot = "oneshot"
-    snip = "snip"
-    synflow = "synflow"
-    random_reinit = "random_reinit"
-    random_prune = "random_prune"
-    snip_shuffled = "snip_shuffled"
-    synflow_shuffled = "synflow_shuffled"
-    dense = "dense"
-    random_prune_own = "random_prune_own"
-    random_reinit_own = "random_reinit_own"
-    instability = "instability"  # an analysis of an IMP run (pruning.branches only), not a mask method
-
-
 @dataclass
 class EncoderConfig:
     weights: WeightSource = option(
@@ -230,33 +212,12 @@ class ModelConfig:
 
 
 @dataclass
-class EarlyBirdConfig:
-    """``pruning=early_bird`` (You et al. 2020): when the dense round 0's magnitude mask stops changing."""
-
-    threshold: float = option(
-        0.1, help="a ticket is drawn once the mask distance stays below this (the paper's epsilon)",
-        valid=Range(low=0, high=1, low_open=True),
-    )
-    window: int = option(
-        5, help="consecutive mask distances that must be below threshold (the paper's FIFO of 5)", valid=Range(low=1)
-    )
-    every: int | None = option(
-        None, help="steps between the watched masks; null: training.checkpoint_every", valid=Range(low=1)
-    )
-
-
-@dataclass
-class InstabilityConfig:
-    """``pruning.branches=[instability]`` (Frankle et al. 2020): two copies per mask, E along their straight path."""
-
-    points: int = option(11, help="evenly spaced points of the path between the copies, ends included", valid=Range(low=2))
-    stream_seed: int | None = option(None, help="the second copy's training stream; null: the run's stream seed + 1")
-
-
-@dataclass
 class PruningConfig:
+    """The options every method shares; a method's own options are its section, ``pruning.<method>.*``
+    (:data:`PRUNING_SECTIONS`)."""
+
     # a registered method, checked by engine/validation.py (so that a wrong name fails in one line)
-    method: str = option(Method.imp.value, help="the pruning method or control; pruning=<name> selects it")
+    method: str = option("imp", help="the pruning method or control; pruning=<name> selects it")
     rate: float = option(
         0.2, help="fraction of the remaining weights pruned per round", valid=Range(low=0, high=1, low_open=True, high_open=True)
     )
@@ -284,8 +245,6 @@ class PruningConfig:
         0.0, help="relative margin: a round matches if E <= E_dense * (1 + matching_tolerance)", valid=NON_NEGATIVE
     )
     seed: int | None = option(None, help="random masks and re-initialisations; null: the replicate seed (root seed)")
-    early_bird: EarlyBirdConfig = option(factory=EarlyBirdConfig, help="options of pruning=early_bird")
-    instability: InstabilityConfig = option(factory=InstabilityConfig, help="options of pruning.branches=[instability]")
 
 
 @dataclass
@@ -376,6 +335,23 @@ class TrainConfig:
     experiment_name: str = option("default", help="names the run's folder: outputs/<experiment_name>/...")
     seed: int = option(0, help="the replicate seed: weights, training stream and control draws", valid=NON_NEGATIVE)
     output_dir: str = option(MISSING, help="the run folder; set by Hydra from hydra.run.dir")
+
+
+# A method's own options: ``pruning.<method>.*``, typed by the dataclass its strategy registers with
+# (``engine.methods.register_method(name, options=...)``), so a new method's options need no edit here.
+PRUNING_SECTIONS: dict[str, type] = {}
+
+
+def root_schema() -> DictConfig:
+    """The root schema as a config node: :class:`TrainConfig`, whose pruning node also holds each registered
+    method's section. What Hydra composes onto (``train_schema``) and what a run's defaults are read from
+    (``tickets.identity``): one assembly for both. Every method's section is there whichever method runs,
+    because a branch's options (``pruning.branches=[instability]``) are set on the IMP run it follows."""
+    root = OmegaConf.structured(TrainConfig)
+    with open_dict(root.pruning):
+        for name, options in PRUNING_SECTIONS.items():
+            root.pruning[name] = OmegaConf.structured(options)
+    return root
 
 
 def stream_seed(cfg: Any) -> int:

@@ -25,7 +25,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.core.conf_dir import CONF_DIR
-from lottery_style.core.config import TrainConfig
+from lottery_style.core.config import root_schema
+from lottery_style.engine.methods import METHODS  # noqa: F401  (registers every method and its options section)
 from lottery_style.models import MODEL_REGISTRY
 from lottery_style.tickets.identity import run_id
 
@@ -41,9 +42,9 @@ def register() -> None:
     folder by the hash of its result-defining keys (:mod:`lottery_style.tickets.identity`).
     """
     cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="train_schema", node=root_schema())
     for name, entry in MODEL_REGISTRY.items():
-        cs.store(name=f"{name}_schema", node=entry.config)
+        cs.store(name=f"{name}_schema", node=entry.schema())
     OmegaConf.register_new_resolver("run_id", run_id, replace=True)
 
 

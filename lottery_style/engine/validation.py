@@ -21,12 +21,13 @@ from lightning.pytorch.accelerators import CUDAAccelerator
 from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.core.conf_dir import CONF_DIR
-from lottery_style.core.config import NON_NEGATIVE, ConfigError, Method, Rewind, field_metadata
+from lottery_style.core.config import NON_NEGATIVE, ConfigError, Rewind, field_metadata
 from lottery_style.core.extras import OPTION_EXTRAS, installed
 from lottery_style.data.datamodule import check_data_config
 from lottery_style.data.images import NoImagesError, folder_problem
 from lottery_style.data.prepared import read_complete
 from lottery_style.engine.methods import METHODS, method_strategy
+from lottery_style.engine.methods.imp import IMP
 from lottery_style.engine.schedule import round_sparsities
 from lottery_style.models import model_class
 from lottery_style.tickets.identity import changed_keys
@@ -184,7 +185,7 @@ def check_branches(cfg: DictConfig) -> None:
             f"pruning.method={pruning.method} is an analysis of an IMP run: expected pruning=imp "
             f"pruning.branches=[{pruning.method}] (a finished IMP run's rounds are skipped, its branches run)"
         )
-    if pruning.branches and str(pruning.method) != Method.imp:
+    if pruning.branches and str(pruning.method) != IMP:
         raise ConfigError(f"pruning.branches={list(pruning.branches)} is for pruning.method=imp, not {pruning.method}")
     for name in pruning.branches:
         if name not in METHODS or not METHODS[name].accepts_source:
@@ -215,7 +216,7 @@ def check_source_run(cfg: DictConfig, rounds_needed: int) -> None:
         raise ConfigError(f"pruning.source_run={source} is not a run folder: expected {config_file}")
     stored = OmegaConf.load(config_file)
     differing = [key for key, _, _ in changed_keys(stored, cfg) if key not in BRANCH_FREE_KEYS]
-    if str(OmegaConf.select(stored, "pruning.method")) != Method.imp and rounds_needed > 1:
+    if str(OmegaConf.select(stored, "pruning.method")) != IMP and rounds_needed > 1:
         differing.insert(0, "pruning.method (the source is not an IMP run)")
     if differing:
         raise ConfigError(f"pruning.source_run={source} differs from this run in {', '.join(differing)}: expected its IMP run")

@@ -44,7 +44,6 @@ class AdaAttNLossWeights:
 
 @dataclass
 class AdaAttNConfig(ModelConfig):
-    name: str = "adaattn"
     loss_weights: AdaAttNLossWeights = option(factory=AdaAttNLossWeights, help="weight of each loss term")
     max_sample_relu3: int = option(
         4096, help="style positions the relu3_1 (skip) attention may look at; above it a seeded random subset",
@@ -190,7 +189,7 @@ def init_normal_(module: nn.Module, std: float) -> nn.Module:
     return module
 
 
-@register_model(AdaAttNConfig)
+@register_model("adaattn", AdaAttNConfig)
 class AdaAttN(StyleTransferModule):
     """AdaAttN with the relu3_1 skip decoder; transform and decoder trained (and the encoder in "+" mode).
 

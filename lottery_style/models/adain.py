@@ -21,11 +21,10 @@ class AdaINLossWeights:
 
 @dataclass
 class AdaINConfig(ModelConfig):
-    name: str = "adain"
     loss_weights: AdaINLossWeights = option(factory=AdaINLossWeights, help="weight of each loss term")
 
 
-@register_model(AdaINConfig)
+@register_model("adain", AdaINConfig)
 class AdaIN(StyleTransferModule):
     """AdaIN with a trainable decoder (and encoder in "+" mode).
 

@@ -33,7 +33,6 @@ class LSTLossWeights:
 
 @dataclass
 class LSTConfig(ModelConfig):
-    name: str = "lst"
     level: int = option(
         4, help="the VGG level it transforms: 4 (relu4_1, the paper's) or 3 (relu3_1)",
         valid=Range(choices=tuple(LEVEL_CHANNELS)),
@@ -114,7 +113,7 @@ def mean_gram_loss(outputs: Sequence[Tensor], targets: Sequence[Tensor]) -> Tens
     return total
 
 
-@register_model(LSTConfig)
+@register_model("lst", LSTConfig)
 class LST(StyleTransferModule):
     """LST at relu4_1 (r41) or relu3_1 (r31), with floor pooling and a separate loss VGG to relu5_1.
 

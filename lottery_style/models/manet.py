@@ -45,7 +45,6 @@ class MANetLossWeights(SANetLossWeights):
 
 @dataclass
 class MANetConfig(ModelConfig):
-    name: str = "manet"
     loss_weights: MANetLossWeights = option(factory=MANetLossWeights, help="weight of each loss term")
     dis_gate: float = option(
         10.0, help="the dis terms join once the weighted content + style loss falls below this", valid=NON_NEGATIVE
@@ -75,7 +74,7 @@ def derangement(batch: int, device: torch.device) -> tuple[Tensor, Tensor]:
     return order.to(device), order.roll(1).to(device)
 
 
-@register_model(MANetConfig)
+@register_model("manet", MANetConfig)
 class MANet(SANet):
     """MANet: SANet's loss family with a relu4_1-only transform and disentanglement terms."""
 

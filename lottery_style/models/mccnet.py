@@ -40,7 +40,6 @@ class MCCNetLossWeights(SANetLossWeights):
 
 @dataclass
 class MCCNetConfig(ModelConfig):
-    name: str = "mccnet"
     eps: float = option(
         EPS, help="keeps the correlation weight's denominator from 0 (the reference has none)", valid=POSITIVE
     )
@@ -96,7 +95,7 @@ class MCCBlock(nn.Module):
         return content + self.o(self.f(mvn(content)) * weights[..., None, None])
 
 
-@register_model(MCCNetConfig)
+@register_model("mccnet", MCCNetConfig)
 class MCCNet(SANet):
     """MCCNet: SANet's loss family with a relu4_1 MCC transform, an illumination term and total variation.
 

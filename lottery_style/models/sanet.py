@@ -40,7 +40,6 @@ class SANetLossWeights:
 
 @dataclass
 class SANetConfig(ModelConfig):
-    name: str = "sanet"
     loss_weights: SANetLossWeights = option(factory=SANetLossWeights, help="weight of each loss term")
 
 
@@ -66,7 +65,7 @@ class IdentityPass(NamedTuple):
     style_inputs: list[Tensor]
 
 
-@register_model(SANetConfig)
+@register_model("sanet", SANetConfig)
 class SANet(StyleTransferModule):
     """SANet with content, style and the two identity losses.
 

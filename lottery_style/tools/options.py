@@ -25,7 +25,7 @@ from hydra.errors import HydraException
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lottery_style.core.config import ModelConfig, TrainConfig, field_metadata
+from lottery_style.core.config import ModelConfig, TrainConfig, field_metadata, root_schema
 from lottery_style.engine.compose import compose
 from lottery_style.models import MODEL_REGISTRY
 
@@ -75,21 +75,31 @@ def shown(value: Any) -> str:
     return str(value)
 
 
-def option_rows(schema: type, prefix: str, instance: Any = None) -> list[OptionRow]:
-    """Every leaf option of ``schema`` (an instance gives the defaults, e.g. a subclass's changed section), its
-    sections expanded, in declaration order; ``help`` is empty where a field has none (a test forbids that)."""
-    instance = schema() if instance is None else instance
-    hints = typing.get_type_hints(schema)
+def help_of(node: DictConfig, key: str) -> str:
+    """The help of ``node``'s option or section ``key``: its schema field's, or for a method's own section (which
+    ``core.config.root_schema`` adds beside the fields) the first line of its options class's docstring."""
+    schema = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(schema) and key in {spec.name for spec in dataclasses.fields(schema)}:
+        return str(field_metadata(schema, key).get("help", ""))
+    child = dict(node.items_ex(resolve=False)).get(key)
+    section = OmegaConf.get_type(child) if isinstance(child, DictConfig) else None
+    return (section.__doc__ or "").strip().split("\n")[0] if dataclasses.is_dataclass(section) else ""
+
+
+def option_rows(node: DictConfig, prefix: str) -> list[OptionRow]:
+    """Every leaf option of a schema node (its values are the defaults), sections expanded, in declaration order;
+    ``help`` is empty where a field has none (a test forbids that)."""
+    schema = OmegaConf.get_type(node)
+    hints = typing.get_type_hints(schema) if dataclasses.is_dataclass(schema) else {}
     rows: list[OptionRow] = []
-    for spec in dataclasses.fields(schema):
-        key, value = f"{prefix}.{spec.name}" if prefix else spec.name, getattr(instance, spec.name)
-        if dataclasses.is_dataclass(value):
-            rows.extend(option_rows(type(value), key, value))
+    for key, value in node.items_ex(resolve=False):
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, DictConfig):
+            rows.extend(option_rows(value, name))
             continue
-        meta = field_metadata(schema, spec.name)
-        valid = meta.get("range")
-        rows.append(OptionRow(key, _type_name(hints[spec.name]), shown(value), "" if valid is None else str(valid),
-                              str(meta.get("help", ""))))  # fmt: skip
+        valid = field_metadata(schema, str(key)).get("range")
+        rows.append(OptionRow(name, _type_name(hints.get(str(key), Any)), shown(value), "" if valid is None else str(valid),
+                              help_of(node, str(key))))  # fmt: skip
     return rows
 
 
@@ -107,11 +117,13 @@ def section_help(name: str) -> str:
 
 
 def group_rows(group: str, cfg: DictConfig) -> list[OptionRow]:
-    """The options of a root section (``pruning``, ``model``, ...) or of the root itself (:data:`TOP`), typed by
-    the composed config: ``model`` is the schema of the chosen architecture."""
+    """The options of a root section (``pruning``, ``model``, ...) or of the root itself (:data:`TOP`), with the
+    schema's defaults; ``model`` is the schema of the architecture ``cfg`` chose."""
     if group == TOP:
-        return [row for row in option_rows(TrainConfig, "") if row.key.partition(".")[0] not in sections()]
-    return option_rows(OmegaConf.get_type(cfg[group]), group)
+        return [row for row in option_rows(root_schema(), "") if row.key.partition(".")[0] not in sections()]
+    if group == "model":
+        return option_rows(MODEL_REGISTRY[cfg.model.name].schema(), group)
+    return option_rows(root_schema()[group], group)
 
 
 def _now(cfg: DictConfig, key: str) -> str:
@@ -149,7 +161,7 @@ def format_overview() -> str:
     """``lottery-style options``: the groups with one line each, and how to list one."""
     lines = ["config groups (lottery-style options GROUP: its options with help, default and valid values):", ""]
     lines += [f"  {name:<10} {section_help(name)}" for name in sections()]
-    top = ", ".join(row.key for row in option_rows(TrainConfig, "") if row.key.partition(".")[0] not in sections())
+    top = ", ".join(row.key for row in option_rows(root_schema(), "") if row.key.partition(".")[0] not in sections())
     lines += [f"  {TOP:<10} the root's own options: {top}", "",
               "A group under one of its choices: lottery-style options model=sanet (or options pruning pruning=snip)."]  # fmt: skip
     return "\n".join(lines)
@@ -195,13 +207,13 @@ def reference_markdown() -> str:
     for group in sections():
         if group != "model":
             lines += ["", f"## {group}", "", f"{section_help(group).capitalize()}.", "", *_markdown_table(group_rows(group, root), root)]
-    common = {row.key: row for row in option_rows(ModelConfig, "model")}
+    common = {row.key: row for row in option_rows(OmegaConf.structured(ModelConfig), "model")}
     lines += ["", "## model", "", "Options every architecture has (`model=<name>` chooses one):", "",
               *_markdown_table(list(common.values()), None)]  # fmt: skip
     for name, entry in MODEL_REGISTRY.items():
         if not entry.config.__module__.startswith("lottery_style."):
             continue  # an extension's model is not the package's reference
-        own = [row for row in option_rows(entry.config, "model") if common.get(row.key) != row]
+        own = [row for row in option_rows(entry.schema(), "model") if common.get(row.key) != row]
         lines += ["", f"### model={name}", "", f"What `model={name}` adds or sets otherwise:", "",
                   *_markdown_table(own, None)]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -44,7 +44,8 @@ from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from lottery_style.core.atomic import atomic_write_json, atomic_write_text
-from lottery_style.core.config import PARTS, Method
+from lottery_style.core.config import PARTS
+from lottery_style.engine.methods.imp import IMP
 from lottery_style.tickets.identity import REPLICATE_KEYS, identity, schema_defaults
 from lottery_style.tickets.paths import GRID_FILE, REPORT_HTML, REPORT_JSON, ROUND_CONFIG, SUMMARY_JSON, round_dir
 from lottery_style.tickets.verdict import extreme_sparsity as _extreme
@@ -66,7 +67,6 @@ from lottery_style.tools.report_instability import (
 
 log = logging.getLogger(__name__)
 METRICS = ("sparsity", "E", "E_content", "E_style", "ssim", "structure", *(f"sparsity_{part}" for part in PARTS))
-METHOD_ORDER = [method.value for method in Method]  # IMP first: the order Method lists them in
 
 
 class ReportError(ValueError):
@@ -136,8 +136,9 @@ def flat_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
     return [{"run": str(run.path), "model": run.model, "seed": run.seed, **row, "method": run.method} for run in runs for row in run.rows]
 
 
-def _method_key(method: str) -> tuple[int, str]:
-    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+def _method_key(method: str) -> tuple[bool, str]:
+    """IMP first, then by name (a control's ``_own`` and ``_shuffled`` variants beside it)."""
+    return (method != IMP, method)
 
 
 def _replicates(runs: Sequence[Run]) -> list[Run]:
