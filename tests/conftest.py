@@ -51,7 +51,7 @@ def tiny_model(name: str, seed: int = 0, **overrides: Any) -> StyleTransferModul
 
 
 def count(module: torch.nn.Module) -> int:
-    """Parameters of a module, the unit of MODELS.md's size tables."""
+    """Parameters of a module, the unit of the parameter counts in docs/architectures.md."""
     return sum(p.numel() for p in module.parameters())
 
 

@@ -35,7 +35,7 @@ from tests.conftest import compose_train
 
 PAPER = sorted(p.stem for p in (CONF_DIR / "experiment").glob("paper_*.yaml"))
 FULL_SCOPE = ["encoder", "transform", "decoder"]
-# Each reference's own training scale (MODELS.md 1-6): batch, iterations per round, square resize.
+# Each reference's own training scale (docs/architectures.md, one section per model): batch, iterations per round, square resize.
 REFERENCE = {
     "adain": (8, 160_000, 512),
     "sanet": (5, 160_000, 512),

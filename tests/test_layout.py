@@ -1,6 +1,6 @@
 """The package's layout: imports run one way, every module imports on its own, and shared words are defined once.
 
-The layers, top to bottom (README "Layout")::
+The layers, top to bottom (docs/layout.md)::
 
     entry points   cli, train, __main__
     tools          report, stylize: they read finished run folders and tickets
@@ -90,7 +90,7 @@ def layer_of(name: str) -> int:
     """The index of the layer that holds ``name`` (0 is the top); the longest matching prefix decides."""
     matches = [(len(prefix), index) for index, (_, members) in enumerate(LAYERS) for prefix in members
                if name == prefix or name.startswith(f"{prefix}.")]  # fmt: skip
-    assert matches, f"{name} is in no layer: add it to LAYERS (and to README 'Layout')"
+    assert matches, f"{name} is in no layer: add it to LAYERS (and to docs/layout.md)"
     return max(matches)[1]
 
 
@@ -133,7 +133,7 @@ def test_the_graph_sees_function_level_imports() -> None:
     assert "lottery_style.engine.lottery" not in graph()["lottery_style.engine.methods.base"]  # TYPE_CHECKING only
 
 
-def test_the_layers_are_ordered_as_the_readme_draws_them() -> None:
+def test_the_layers_are_ordered_as_the_layout_page_draws_them() -> None:
     chain = ["lottery_style.cli", "lottery_style.tools.report", "lottery_style.engine.lottery",
              "lottery_style.tickets.paths", "lottery_style.core.config"]  # fmt: skip
     assert [layer_of(name) for name in chain] == list(range(len(LAYERS)))
@@ -155,9 +155,8 @@ def test_imports_run_down_the_layers_only() -> None:
     assert upward == []
 
 
-def test_the_readme_draws_every_package_and_entry_point() -> None:
-    readme = (PACKAGE.parent / "README.md").read_text()
-    layout = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+def test_the_layout_page_draws_every_package_and_entry_point() -> None:
+    layout = (PACKAGE.parent / "docs/layout.md").read_text()
     packages = {path.parent.name + "/" for path in PACKAGE.rglob("__init__.py") if path.parent != PACKAGE}
     entry = {path.name for path in PACKAGE.glob("*.py") if path.name != "__init__.py"}
     assert [name for name in sorted(packages | entry) if name not in layout] == []

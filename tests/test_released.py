@@ -2,7 +2,7 @@
 
 Each reference layout is rebuilt here with random weights, as a plain mirror of
 the reference code's modules (module order and names as in the repositories
-MODELS.md lists), saved as its ``state_dict`` the way the references save them,
+docs/architectures.md lists), saved as its ``state_dict`` the way the references save them,
 and loaded through the config key.
 """
 
@@ -19,7 +19,7 @@ from lottery_style.tickets.identity import identity, run_id
 from lottery_style.train import train
 from tests.conftest import TINY, compose_train, tiny_model
 
-# (in, out) of the standard decoder's convs; "up" is x2 nearest (MODELS.md 0.2).
+# (in, out) of the standard decoder's convs; "up" is x2 nearest (docs/architectures.md, The decoder).
 DECODER_PLAN = ((512, 256), "up", (256, 256), (256, 256), (256, 256), (256, 128), "up", (128, 128), (128, 64), "up", (64, 64), (64, 3))
 
 

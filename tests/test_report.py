@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import statistics
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ from PIL import Image
 from lottery_style.cli import main
 from lottery_style.engine.lottery import LotteryRun
 from lottery_style.tickets.paths import round_dir
-from lottery_style.tools.report import load_run
+from lottery_style.tickets.verdict import matching_verdict
+from lottery_style.tools.report import error_figure, group_runs, load_run, load_runs
 from tests.conftest import TINY, compose_train
 
 
@@ -59,7 +61,8 @@ def test_report_figures_and_extreme_sparsity_equal_the_runs_summaries(runs, tmp_
         assert extreme["replicates"]["replicates"] == 1 and extreme["replicates"]["dense_E_std"] == 0.0
         cells = extreme_cell(page, method)
         assert cells[0] == f"{100 * verdict['extreme_sparsity']:.2f}% ± 0.00%"
-        assert cells[2] == f"{100 * verdict['extreme_sparsity']:.2f}%"
+        assert cells[1] == f"{100 * verdict['highest_matching_sparsity']:.2f}% ± 0.00%"
+        assert cells[3:] == [f"{100 * verdict[key]:.2f}%" for key in ("extreme_sparsity", "highest_matching_sparsity")] + ["-"]
         rows = summary(run)["rounds"]
         assert [p["E_mean"] for p in numbers[method]["rounds"]] == [r["E"] for r in rows]
     # self-contained: the three figures and the grids (dense + one per method) are embedded
@@ -67,8 +70,9 @@ def test_report_figures_and_extreme_sparsity_equal_the_runs_summaries(runs, tmp_
     assert "src=\"http" not in page and "src='" not in page
 
 
-def replica(run: Path, out: Path, seed: int, extreme: float, E_round1: float, **changes: object) -> Path:
-    """A copy of ``run``'s records (no weights) as if trained with another seed (and other config ``changes``)."""
+def replica(run: Path, out: Path, seed: int, E_round1: float, **changes: object) -> Path:
+    """A copy of ``run``'s records (no weights) as if trained with another seed (and other config ``changes``),
+    its round 1 scoring ``E_round1``."""
     shutil.copytree(run, out, ignore=shutil.ignore_patterns("*.pt", "logs"))
     for config in out.glob("round_*/config.yaml"):
         cfg = OmegaConf.load(config)
@@ -77,25 +81,30 @@ def replica(run: Path, out: Path, seed: int, extreme: float, E_round1: float, **
             OmegaConf.update(cfg, key.replace("__", "."), value)
         config.write_text(OmegaConf.to_yaml(cfg))
     data = summary(out)
-    data["verdict"]["extreme_sparsity"] = extreme
     data["rounds"][1]["E"] = E_round1
-    data["rounds"][1]["matching"] = E_round1 <= data["rounds"][0]["E"]
-    (out / "summary.json").write_text(json.dumps(data))
+    return write_rounds(out, data["rounds"])
+
+
+def write_rounds(out: Path, rows: list[dict]) -> Path:
+    """``rows`` as ``out``'s summary.json, with the verdict the run would have recorded for them."""
+    verdict = matching_verdict(rows)
+    rows = [{**row, "matching": match} for row, match in zip(rows, verdict.matching)]
+    (out / "summary.json").write_text(json.dumps({"rounds": rows, "verdict": asdict(verdict)}))
     return out
 
 
 def test_seeds_of_a_method_are_aggregated(runs, tmp_path) -> None:
     base = summary(runs["imp"])
-    high = base["verdict"]["extreme_sparsity"]
+    high, dense = base["rounds"][1]["sparsity"], base["rounds"][0]["E"]
     sweep = tmp_path / "sweep"  # a folder of runs, as a multirun leaves them
-    replica(runs["imp"], sweep / "0", 0, high, 1.0)
-    replica(runs["imp"], sweep / "1", 1, 0.0, 3.0)
+    replica(runs["imp"], sweep / "0", 0, dense - 1.0)  # matches
+    replica(runs["imp"], sweep / "1", 1, dense + 1.0)  # does not
     assert main(["report", str(sweep), "--out", str(tmp_path / "report")]) == 0
     imp = json.loads((tmp_path / "report" / "report.json").read_text())["adain"]["imp"]
     assert imp["extreme"]["seeds"] == [0, 1] and imp["extreme"]["replicates"]["replicates"] == 2
     assert imp["extreme"]["extreme_sparsity"]["mean"] == pytest.approx(high / 2)
     assert imp["extreme"]["extreme_sparsity"]["std"] == pytest.approx(statistics.stdev([high, 0.0]))
-    assert imp["rounds"][1]["E_mean"] == pytest.approx(2.0) and imp["rounds"][1]["E_std"] == pytest.approx(2**0.5)
+    assert imp["rounds"][1]["E_mean"] == pytest.approx(dense) and imp["rounds"][1]["E_std"] == pytest.approx(2**0.5)
     page = (tmp_path / "report" / "report.html").read_text()
     assert extreme_cell(page, "imp")[0] == f"{50 * high:.2f}% ± {100 * statistics.stdev([high, 0.0]):.2f}%"
 
@@ -114,15 +123,14 @@ def test_series_are_experiments_and_replicates_are_distinct_seeds(runs, tmp_path
     is one replicate, and the across-seed verdict allows one std of the dense E over the replicates."""
     dense = summary(runs["imp"])["rounds"][0]["E"]
     sweep = tmp_path / "sweep"
-    replica(runs["imp"], sweep / "a", 0, 0.0, dense * 1.01)
-    replica(runs["imp"], sweep / "b", 1, 0.0, dense * 1.01)
-    replica(runs["imp"], sweep / "b_again", 1, 0.0, dense * 5)  # seed 1 again: not a third replicate
-    replica(runs["imp"], sweep / "lr", 0, 0.0, dense * 5, model__optimizer__lr=0.01)
+    replica(runs["imp"], sweep / "a", 0, dense * 1.01)
+    replica(runs["imp"], sweep / "b", 1, dense * 1.01)
+    replica(runs["imp"], sweep / "b_again", 1, dense * 5)  # seed 1 again: not a third replicate
+    replica(runs["imp"], sweep / "lr", 0, dense * 5, model__optimizer__lr=0.01)
     # replicate b's dense E is higher, so the dense E has a spread over seeds that covers the tickets' 1% gap
-    data = summary(sweep / "b")
-    data["rounds"][0]["E"] = dense * 1.04
-    data["rounds"][1]["matching"] = True
-    (sweep / "b" / "summary.json").write_text(json.dumps(data))
+    rows = summary(sweep / "b")["rounds"]
+    rows[0]["E"] = dense * 1.04
+    write_rounds(sweep / "b", rows)
     with caplog.at_level("WARNING", logger="lottery_style.tools.report"):
         assert main(["report", str(sweep), "--out", str(tmp_path / "report")]) == 0
     assert "same seed 1: counted once" in caplog.text
@@ -134,6 +142,54 @@ def test_series_are_experiments_and_replicates_are_distinct_seeds(runs, tmp_path
     across = default_lr["extreme"]["replicates"]
     assert across["replicates"] == 2 and across["dense_E_std"] == pytest.approx(statistics.stdev([dense, dense * 1.04]))
     sparsity = summary(runs["imp"])["rounds"][1]["sparsity"]
-    assert across["extreme_sparsity"] == pytest.approx(sparsity) and across["all_lower_matched"]
+    assert across["extreme_sparsity"] == across["highest_matching_sparsity"] == pytest.approx(sparsity)
     assert [p["matching"] for p in default_lr["rounds"]] == [2, 1]  # per seed, the strict rule: seed 0 fails
     assert high_lr["extreme"]["replicates"]["extreme_sparsity"] == 0.0
+
+
+def rounds_of(run: Path, errors: list[float]) -> list[dict]:
+    """Hand-made rounds at 20% per round with test errors ``errors`` (round 0 dense), on ``run``'s fields."""
+    template = summary(run)["rounds"][0]
+    return [{**template, "round": r, "sparsity": 1 - 0.8**r, "E": E} for r, E in enumerate(errors)]
+
+
+def test_replicates_of_unequal_length_are_judged_only_where_every_one_reached(runs, tmp_path) -> None:
+    """Three seeds finished up to 36%, a fourth also has a (matching) 48.8% round: 48.8% is shown, marked as not
+    judged, and no verdict across the seeds uses it; every verdict says n = 4."""
+    sweep = tmp_path / "sweep"
+    for seed in range(4):
+        replica(runs["imp"], sweep / str(seed), seed, 0.0)
+        errors = [10.0 + 0.1 * seed, 9.9, 9.95] + ([9.0] if seed == 3 else [])  # every ticket below its dense E
+        write_rounds(sweep / str(seed), rounds_of(runs["imp"], errors))
+    assert main(["report", str(sweep), "--out", str(tmp_path / "report")]) == 0
+    imp = json.loads((tmp_path / "report" / "report.json").read_text())["adain"]["imp"]
+    across = imp["extreme"]["replicates"]
+    assert across["replicates"] == 4 and across["extreme_sparsity"] == pytest.approx(0.36)
+    assert across["highest_matching_sparsity"] == pytest.approx(0.36) and across["not_judged"] == [pytest.approx(0.488)]
+    # per seed too: seed 3's 48.8% is not set against the others' 36%
+    assert imp["extreme"]["extreme_sparsity"]["values"] == [pytest.approx(0.36)] * 4
+    assert imp["extreme"]["highest_matching_sparsity"]["values"] == [pytest.approx(0.36)] * 4
+    assert [(p["seeds"], p["judged"], p["matching_replicates"]) for p in imp["rounds"]] == [
+        (4, True, True), (4, True, True), (4, True, True), (1, False, None)
+    ]
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "<td>48.80%</td><td>9 ± 0</td>" in page and "<td>1/1</td><td>not judged (n=1 of 4)</td>" in page
+    assert extreme_cell(page, "imp")[3:] == ["36.00%", "36.00%", "48.80%"]
+    assert re.search(r"<tr><td>imp</td><td>4</td><td>0, 1, 2, 3</td>", page)
+    labels = [t.get_text() for t in error_figure(group_runs(load_runs([sweep]))["adain"]).axes[0].get_legend().get_texts()]
+    assert {"imp (n=4)", "imp: fewer than 4 seeds, not judged", "imp extreme: 36.0% sparse"} <= set(labels)
+
+
+def test_the_report_and_the_run_summary_read_extreme_sparsity_alike(runs, tmp_path) -> None:
+    """20% fails, 36% and 48.8% match: the run's summary, its table and the report all say 0% extreme sparsity
+    (no unbroken matching run from the dense model) with 48.8% as the highest matching sparsity."""
+    rows = rounds_of(runs["imp"], [10.0, 10.5, 9.5, 9.8])
+    replica(runs["imp"], tmp_path / "run", 0, 0.0)
+    write_rounds(tmp_path / "run", rows)
+    recorded = summary(tmp_path / "run")["verdict"]
+    assert recorded["extreme_sparsity"] == 0.0 and recorded["highest_matching_sparsity"] == pytest.approx(0.488)
+    assert main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "report")]) == 0
+    extreme = json.loads((tmp_path / "report" / "report.json").read_text())["adain"]["imp"]["extreme"]
+    assert (extreme["extreme_sparsity"]["values"], extreme["highest_matching_sparsity"]["values"]) == ([0.0], [pytest.approx(0.488)])
+    across = extreme["replicates"]
+    assert (across["extreme_sparsity"], across["highest_matching_sparsity"]) == (0.0, pytest.approx(0.488))

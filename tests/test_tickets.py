@@ -9,7 +9,7 @@ import pytest
 
 from lottery_style.tickets.paths import round_dir
 from lottery_style.tickets.storage import mark_complete
-from lottery_style.tickets.verdict import format_table, matching_verdict, paired_difference, write_summary
+from lottery_style.tickets.verdict import format_table, matching_verdict, paired_difference, verdict_line, write_summary
 
 ROWS = [
     {"round": 0, "sparsity": 0.0, "E": 10.0, "E_std": 1.5, "E_content": 4.0, "E_style": 6.0},
@@ -24,7 +24,6 @@ ROWS = [
 def test_strict_verdict_is_e_no_greater_than_dense() -> None:
     verdict = matching_verdict(ROWS)
     assert verdict.matching == [True, True, False, True, False, False]
-    assert verdict.extreme_sparsity == pytest.approx(0.488)
 
 
 def test_relative_tolerance_relaxes_the_verdict() -> None:
@@ -34,10 +33,20 @@ def test_relative_tolerance_relaxes_the_verdict() -> None:
     assert matching_verdict(ROWS, tolerance=0.15).extreme_sparsity == pytest.approx(0.59)
 
 
-def test_extreme_sparsity_says_whether_every_lower_sparsity_matched() -> None:
-    verdict = matching_verdict(ROWS)  # 36% fails, 48.8% matches again
-    assert verdict.extreme_sparsity == pytest.approx(0.488) and verdict.all_lower_matched is False
-    assert matching_verdict(ROWS, tolerance=0.05).all_lower_matched is True
+def test_extreme_sparsity_ends_the_unbroken_matching_run_and_the_highest_match_stands_beside_it() -> None:
+    verdict = matching_verdict(ROWS)  # 20% matches, 36% fails, 48.8% matches again
+    assert verdict.extreme_sparsity == pytest.approx(0.2)
+    assert verdict.highest_matching_sparsity == pytest.approx(0.488)
+    relaxed = matching_verdict(ROWS, tolerance=0.05)  # 36% matches too: one unbroken run to 48.8%
+    assert relaxed.extreme_sparsity == relaxed.highest_matching_sparsity == pytest.approx(0.488)
+    first_fails = [ROWS[0], {**ROWS[1], "E": 10.5}, ROWS[2], ROWS[3]]  # 20% and 36% fail, 48.8% matches
+    verdict = matching_verdict(first_fails)
+    assert (verdict.extreme_sparsity, verdict.highest_matching_sparsity) == (0.0, pytest.approx(0.488))
+    assert verdict_line(verdict) == (
+        "extreme sparsity: 0.0% (every sparsity up to it matches: E <= dense x 1); "
+        "highest matching sparsity: 48.8% (a lower sparsity does not match)"
+    )
+    assert verdict_line(relaxed) == "extreme sparsity: 48.8% (every sparsity up to it matches: E <= dense x 1.05)"
 
 
 def test_no_noise_verdict_from_the_spread_of_per_pair_errors() -> None:
@@ -81,11 +90,13 @@ def test_summary_files_and_table_from_ticket_folders(tmp_path) -> None:
     rows, verdict = write_summary(tmp_path, tolerance=0.0)
     assert [r["round"] for r in rows] == [0, 1, 2, 3, 4]
     saved = json.loads((tmp_path / "summary.json").read_text())
-    assert saved["verdict"]["extreme_sparsity"] == pytest.approx(0.488)
+    assert saved["verdict"]["extreme_sparsity"] == pytest.approx(0.2)
+    assert saved["verdict"]["highest_matching_sparsity"] == pytest.approx(0.488)
     assert (tmp_path / "summary.csv").read_text().splitlines()[0].startswith("round,method,sparsity")
     assert rows[1]["dE_mean"] == pytest.approx(-1.0)
     assert (rows[1]["dE_ci_low"], rows[1]["dE_ci_high"]) == (pytest.approx(-1.0), pytest.approx(-1.0))
     table = format_table(rows, verdict)
-    assert "extreme sparsity: 48.8%" in table and "every lower sparsity matched: no" in table
+    assert verdict_line(verdict) in table.splitlines()
+    assert "extreme sparsity: 20.0%" in table and "highest matching sparsity: 48.8%" in table
     assert table.splitlines()[3].split()[-1] == "no"
     assert "-1 [-1, -1]" in table.splitlines()[2]

@@ -126,7 +126,7 @@ class Rewind(ConfigEnum):
 
 
 class Decode(ConfigEnum):
-    """How a training crop is decoded from an original file (lottery_style/data/crops.py; README "Performance")."""
+    """How a training crop is decoded from an original file (lottery_style/data/crops.py; docs/data.md)."""
 
     pil = "pil"  # full decode, then the square resize of the crop's box: today's pixels exactly
     draft = "draft"  # JPEG decoded at the smallest DCT scale still >= data.load_size: faster, slightly other pixels
@@ -177,7 +177,7 @@ class EncoderConfig:
 
 @dataclass
 class ReleasedConfig:
-    """A reference repository's released file for a part (lottery_style/models/released.py)."""
+    """A reference repository's released file for a part (lottery_style/models/components/released.py)."""
 
     path: str | None = option(
         None, help="a reference repository's released file for this part, loaded as its round-0 (rewind) weights"
@@ -312,7 +312,7 @@ class TrainingConfig:
     checkpoint_every: int = option(1_000, help="steps between resumable checkpoints", valid=Range(low=1))
     log_every: int = option(50, help="steps between logged training losses", valid=Range(low=1))
     progress_bar: bool = option(True, help="show the progress bar")
-    # Speed options (lottery_style/speed.py), measured by bench/step_time.py: see README "Performance".
+    # Speed options (lottery_style/engine/speed.py), measured by bench/step_time.py: see docs/performance.md.
     channels_last: bool = option(
         True, help="NHWC memory format for conv weights and activations (8-23% faster on CPU)"
     )

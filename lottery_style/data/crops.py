@@ -6,7 +6,7 @@ square (bilinear, aspect distorted), then crop ``crop_size`` at (top, left).
 for speed twice: a JPEG is decoded at a reduced DCT scale
 (:func:`~lottery_style.data.images.open_rgb`), and only the crop's box is
 resized (:func:`resized_crop`) instead of the whole image, three quarters of
-which the crop throws away (README "Performance" states the pixel effect). A
+which the crop throws away (docs/performance.md states the pixel effect). A
 prepared folder holds the whole square resize already, so its crop is a slice
 with exactly ``pil``'s pixels. ``data.decode=device`` leaves the image uncut
 (:class:`UncutImages`): it is decoded, resized and cropped on the training device

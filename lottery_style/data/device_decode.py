@@ -1,7 +1,7 @@
 """``data.decode=device``: training JPEGs decoded, resized and cropped in batches on the training device.
 
 Why: on a GPU the step takes milliseconds and decoding on the CPU sets the pace
-(README "Performance": ``pil`` needs 22-126 cores to feed 100 steps/s at batch 8).
+(docs/performance.md, Data loading: ``pil`` needs 22-126 cores to feed 100 steps/s at batch 8).
 Here the loader workers do only the cheap part: draw the file and the crop
 position exactly as ``pil`` does (:meth:`PairDataset.draw <lottery_style.data.pairs.PairDataset.draw>`),
 parse the header and read the bytes (:func:`~lottery_style.data.crops.read_uncut`).

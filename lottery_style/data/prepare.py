@@ -1,7 +1,7 @@
 """``lottery-style prepare-data SRC DST --size N``: decode, convert and square-resize a training folder once.
 
 A GPU step at the paper's scale takes milliseconds while decoding a WikiArt
-JPEG takes tens of them (README "Performance"): preparing the folder once moves
+JPEG takes tens of them (docs/performance.md, Data loading): preparing the folder once moves
 that work out of every epoch. Each image becomes ``DST/<relative path>.npy``,
 the exact array training would have resized it to (:func:`square_resize`), so
 crops from the prepared folder equal crops from the source. The manifest is

@@ -20,7 +20,7 @@ from lottery_style.core.config import Decode
 from lottery_style.data.images import DataError
 
 MANIFEST = "prepared.json"
-SUFFIX = ".npy"  # raw uint8 [size, size, 3]: lossless, read as a memory map (README "Performance")
+SUFFIX = ".npy"  # raw uint8 [size, size, 3]: lossless, read as a memory map (docs/performance.md, Data loading)
 FORMAT = 1
 
 

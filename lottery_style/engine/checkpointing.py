@@ -6,7 +6,7 @@ record then deletes them. A checkpoint at the fit's last step would be written
 scale) just before that deletion: a crash between the fit's end and the round's
 DONE marker resumes from the previous checkpoint instead and, the stream and the
 per-step seeds being functions of the step, trains those steps again to the
-same weights (README "Performance": round overhead).
+same weights (docs/performance.md, Between fits).
 """
 
 from __future__ import annotations

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor
 
 from lottery_style.core.atomic import atomic_torch_save, atomic_write_json, load_tensors
 from lottery_style.core.config import stream_seed
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.engine.evaluation import evaluate
+from lottery_style.engine.loggers import ScheduleCSVLogger
 from lottery_style.engine.ranks import barrier as wait_for_ranks
 from lottery_style.engine.ranks import is_rank_zero
 from lottery_style.engine.rewinding import Segment
@@ -42,7 +42,6 @@ from lottery_style.tickets.paths import (
     CHECKPOINTS_DIR,
     COPY_WEIGHTS,
     INSTABILITY_SUMMARY,
-    LOGS_DIR,
     copy_dir,
     path_record,
     round_dir,
@@ -80,7 +79,7 @@ def train_copy(run: LotteryRun, masks: dict[str, Tensor], stream: int, folder: P
     model.load_state_dict(load_rewind_point(run.source), strict=False)
     apply_masks(run.scope_weights(model), masks)
     datamodule = StylePairDataModule(cfg.data, steps_per_epoch=cfg.training.steps, stream_seed=stream)
-    logger = CSVLogger(save_dir=str(folder), name=LOGS_DIR, version="")
+    logger = ScheduleCSVLogger(folder)
     run.fit_segment(model, datamodule, 1, Segment(k, int(cfg.training.steps), k), MaskCallback(masks), folder, logger)
     weights = trainable_state(model)
     atomic_torch_save(weights, weights_file)

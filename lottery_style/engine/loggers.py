@@ -9,11 +9,20 @@ run with ``job_type="summary"`` that holds the table of all rounds and the
 extreme sparsity. A separate summary run (rather than the last round's run) is
 always there, also when a rerun only re-reads finished rounds, and gives sweeps
 one run per job to compare on the verdict.
+
+Training metrics carry the schedule's step, the step of round 0 they
+correspond to, rather than each fit's own counter: a fit of steps k..T (a
+ticket under weight rewinding to step k, round 0's second half) logs k..T, so
+dense and ticket curves overlay on one axis (:class:`ScheduleStep`). A resumed
+round keeps the training log it wrote before the interruption
+(:class:`ResumedCSVWriter`).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import netrc
 import os
@@ -25,10 +34,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from lottery_style.core.atomic import atomic_write_text
 from lottery_style.core.config import ConfigError
 from lottery_style.tickets.paths import GRID_FILE, LOGS_DIR, METRICS_FILE, TICKET_FILE, WANDB_DIR, branch_dir, round_dir
 from lottery_style.tickets.verdict import SUMMARY_FIELDS, Verdict
@@ -36,6 +48,81 @@ from lottery_style.tickets.verdict import SUMMARY_FIELDS, Verdict
 WANDB_MODES = ("online", "offline", "disabled")
 LEGACY_MODES = {"dryrun": "offline", "run": "online"}  # older WANDB_MODE values W&B still accepts
 TICKET_FILES = (TICKET_FILE, METRICS_FILE)  # weights and masks are one file
+
+
+class ScheduleStep:
+    """A Lightning logger mixin that writes ``start_step`` + the fit's own step.
+
+    Every fit counts its steps from 0 (a fresh Trainer per fit), and Lightning
+    passes that count to ``log_metrics``. :func:`start_fit` sets ``start_step``
+    to the first step of the fit's segment before each fit, so the logged step
+    is the schedule's step (a resumed fit restores its count from the checkpoint,
+    so it continues on the same axis).
+    """
+
+    start_step = 0
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        super().log_metrics(metrics, None if step is None else step + self.start_step)  # type: ignore[misc]
+
+
+class ResumedCSVWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that a ``metrics.csv`` already in the folder (a resumed round's) is kept.
+
+    Lightning deletes it ("Previous log files ... will be deleted"), losing the
+    curve of the interrupted fit. Here its rows stay, but for those at or past
+    the first step the resumed fit logs: training resumes from the last
+    checkpoint, so the steps logged between that checkpoint and the
+    interruption are trained, and logged, again; their new rows replace the old.
+    """
+
+    def _check_log_dir_exists(self) -> None:
+        """Read the earlier log instead of deleting it (called by the constructor)."""
+        path = Path(self.metrics_file_path)
+        self.earlier = list(csv.DictReader(path.open(newline=""))) if path.is_file() else None
+
+    def save(self) -> None:
+        if self.earlier is not None and self.metrics:
+            first = min(int(row["step"]) for row in self.metrics)
+            kept = [row for row in self.earlier if int(row["step"]) < first]
+            self.metrics_keys = sorted(set().union(*kept))
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=self.metrics_keys)
+            writer.writeheader()
+            writer.writerows(kept)
+            if kept:
+                atomic_write_text(self.metrics_file_path, buffer.getvalue())
+            else:
+                Path(self.metrics_file_path).unlink()
+            self.earlier = None
+        super().save()
+
+
+class ScheduleCSVLogger(ScheduleStep, CSVLogger):
+    """The CSV log of one fit folder (``<folder>/logs/metrics.csv``): on the schedule's step, kept on resume."""
+
+    def __init__(self, folder: Path):
+        super().__init__(save_dir=str(folder), name=LOGS_DIR, version="")
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ResumedCSVWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = ResumedCSVWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+class ScheduleWandbLogger(ScheduleStep, WandbLogger):
+    """W&B's Lightning logger on the schedule's step (``trainer/global_step``)."""
+
+
+def start_fit(logger: Logger | list[Logger], start_step: int) -> None:
+    """Before a fit of segment ``start_step``..: put its loggers on the schedule's step (see :class:`ScheduleStep`)."""
+    for each in logger if isinstance(logger, list) else [logger]:
+        if not isinstance(each, ScheduleStep):
+            raise TypeError(f"{type(each).__name__} logs each fit's own step: expected a ScheduleStep logger")
+        each.start_step = start_step
 
 
 class RunLogger:
@@ -46,7 +133,7 @@ class RunLogger:
         self.run_dir = run_dir
 
     def round_logger(self, index: int, info: dict[str, Any]) -> Logger | list[Logger]:
-        return CSVLogger(save_dir=str(round_dir(self.run_dir, index)), name=LOGS_DIR, version="")
+        return ScheduleCSVLogger(round_dir(self.run_dir, index))
 
     def end_round(self, index: int, metrics: dict[str, Any], ticket_dir: Path) -> None:
         """Nothing to add for CSV: the ticket folder holds the metrics."""
@@ -134,7 +221,7 @@ class WandbRunLogger(RunLogger):
 
     Round-level values are in each run's config (``round``, ``method``,
     ``sparsity``, with the resolved config), because W&B groups and filters by
-    config keys. Training metrics are on the ``trainer/global_step`` axis; the
+    config keys. Training metrics are on the schedule's step (``trainer/global_step``); the
     summary run has them per round on a ``round`` axis. The CSV logs stay in
     the round folders, so a run folder looks the same with either logger.
     """
@@ -144,7 +231,7 @@ class WandbRunLogger(RunLogger):
         self.mode = wandb_mode(cfg.logger.mode)
         self.group = wandb_group(cfg.experiment_name, run_dir)
         self.method = str(getattr(cfg.pruning.method, "value", cfg.pruning.method))
-        self._round: WandbLogger | None = None
+        self._round: ScheduleWandbLogger | None = None
 
     def _start_run(self, job_type: str, suffix: str, extra: dict[str, Any]) -> Any:
         import wandb
@@ -172,7 +259,7 @@ class WandbRunLogger(RunLogger):
         run = self._start_run(self.method, f"round{index:02d}", info)
         run.define_metric("trainer/global_step")
         run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
-        self._round = WandbLogger(experiment=run)
+        self._round = ScheduleWandbLogger(experiment=run)
         return [csv, self._round]
 
     @rank_zero_only

@@ -32,7 +32,7 @@ from lottery_style.core.config import PARTS, Part, Rewind, control_seed, part_of
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.engine.checkpointing import ResumeCheckpoint
 from lottery_style.engine.evaluation import evaluate, evaluation_device, save_grid
-from lottery_style.engine.loggers import RunLogger, build_run_logger
+from lottery_style.engine.loggers import RunLogger, build_run_logger, start_fit
 from lottery_style.engine.methods import RoundInputs, method_strategy
 from lottery_style.engine.ranks import barrier, is_rank_zero, rank
 from lottery_style.engine.rewinding import Segment, round_segments
@@ -339,6 +339,7 @@ class LotteryRun:
         last = checkpoint_dir(ticket_dir, segment.start) / LAST_CHECKPOINT
         model.lr_from, model.lr_hold = segment.lr_from, segment.hold_lr
         datamodule.start_step = segment.start
+        start_fit(logger, segment.start)  # training metrics on the schedule's step
         trainer = self.build_trainer(ticket_dir, mask_callback, index, logger, segment)
         trainer.fit(model, datamodule=datamodule, ckpt_path=last if last.is_file() else None, weights_only=True)
 

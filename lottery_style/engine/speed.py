@@ -4,7 +4,7 @@ and keeping freed host memory for reuse.
 The first two change how the step is computed, never what: the losses agree
 with the eager NCHW step to float tolerance. The third changes only where
 tensors live. ``bench/step_time.py`` measures them against the plain PyTorch
-loop; the README's Performance section has the numbers that set the defaults
+loop; docs/performance.md has the numbers that set the defaults
 in ``TrainingConfig``.
 """
 

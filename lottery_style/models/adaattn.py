@@ -1,4 +1,4 @@
-"""AdaAttN (Liu et al., ICCV 2021) in its released configuration: shallow keys and a relu3_1 skip (MODELS.md 5).
+"""AdaAttN (Liu et al., ICCV 2021) in its released configuration: shallow keys and a relu3_1 skip (docs/architectures.md, AdaAttN).
 
 Every content position receives its own mean and std, read off the style by
 attention, instead of AdaIN's single global pair. The attention keys see every

@@ -1,4 +1,4 @@
-"""AdaIN (Huang & Belongie 2017): a parameter-free transform at relu4_1 (MODELS.md 1)."""
+"""AdaIN (Huang & Belongie 2017): a parameter-free transform at relu4_1 (docs/architectures.md, AdaIN)."""
 
 from __future__ import annotations
 

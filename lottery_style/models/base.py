@@ -46,7 +46,7 @@ class StyleTransferModule(LightningModule):
 
     encoder_depth: ClassVar[int] = 4
     loss_depth: ClassVar[int] = 4
-    # Which loss terms add up to the paper's E_content and E_style (MODELS.md 8).
+    # Which loss terms add up to the paper's E_content and E_style (docs/architectures.md, The lottery paper).
     content_error_terms: ClassVar[tuple[str, ...]] = ("content",)
     style_error_terms: ClassVar[tuple[str, ...]] = ("style",)
     # Image sides must be multiples of this (8 = three x2 poolings; 16 when relu5_1 feeds the transform).
@@ -113,7 +113,7 @@ class StyleTransferModule(LightningModule):
         """How the reference repository names ``part`` in its released file (None: no loadable release).
 
         Here the decoder: the AdaIN-family references save the standard decoder as a bare
-        ``nn.Sequential`` in the same module order as :class:`MirrorDecoder` (MODELS.md 0.2).
+        ``nn.Sequential`` in the same module order as :class:`MirrorDecoder` (docs/architectures.md, The decoder).
         Architectures with a learned transform add its layout.
         """
         if part == "decoder" and self.reference_decoder:

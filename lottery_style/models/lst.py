@@ -1,4 +1,4 @@
-"""LST, Linear Style Transfer (Li et al., CVPR 2019): a learned linear map of centred features (MODELS.md 3)."""
+"""LST, Linear Style Transfer (Li et al., CVPR 2019): a learned linear map of centred features (docs/architectures.md, LST)."""
 
 from __future__ import annotations
 

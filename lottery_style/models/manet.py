@@ -1,4 +1,4 @@
-"""MANet (Deng et al. 2020): content, style and co-adaptation attention at relu4_1 (MODELS.md 4).
+"""MANet (Deng et al. 2020): content, style and co-adaptation attention at relu4_1 (docs/architectures.md, MANet).
 
 The encoder goes to relu5_1 only because the content loss needs it; the
 transform takes relu4_1. The losses are SANet's (with style weight 5) plus two

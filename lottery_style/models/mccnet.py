@@ -1,4 +1,4 @@
-"""MCCNet (Deng et al., AAAI 2021): multi-channel correlation at relu4_1 (MODELS.md 6).
+"""MCCNet (Deng et al., AAAI 2021): multi-channel correlation at relu4_1 (docs/architectures.md, MCCNet).
 
 The losses are SANet's (content, style, two identity terms) plus an
 illumination term and total variation, so the module extends SANet and reuses

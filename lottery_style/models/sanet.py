@@ -1,4 +1,4 @@
-"""SANet (Park & Lee 2019): style attention at relu4_1 and relu5_1 (MODELS.md 2).
+"""SANet (Park & Lee 2019): style attention at relu4_1 and relu5_1 (docs/architectures.md, SANet).
 
 Image sizes: the relu5_1 branch is upsampled x2 and added to the relu4_1
 branch, so height and width must be multiples of 16; other sizes fail with a

@@ -1,9 +1,12 @@
 """The Lightning side of pruning: keep a fit's masks enforced.
 
-Lightning's own ``ModelPruning`` and ``torch.nn.utils.prune`` are not used (see
-PITFALLS.md): the masks here are plain bool tensors held by this callback, the
-parameters keep their names, and the masks travel in Lightning checkpoints so
-that a resumed fit continues with the same masks.
+Lightning's own ``ModelPruning`` and ``torch.nn.utils.prune`` are not used:
+``ModelPruning`` prunes inside one fit, keeps the optimizer state and leaves the
+masks out of checkpoints, and ``torch.nn.utils.prune`` renames every pruned
+parameter (``weight_orig``, ``weight_mask``) and keeps a float mask beside it.
+The masks here are plain bool tensors held by this callback, the parameters
+keep their names, and the masks travel in Lightning checkpoints so that a
+resumed fit continues with the same masks.
 """
 
 from __future__ import annotations

@@ -215,7 +215,7 @@ def mask_factor(mask: Tensor) -> Tensor:
 
     A bool factor is converted to the other operand's dtype at every call; a
     uint8 view of the same bytes is not, and multiplies ~2.5x faster on CPU
-    (the masks are applied twice per training step, see README "Performance").
+    (the masks are applied twice per training step, see docs/performance.md).
     """
     return mask.view(torch.uint8) if mask.dtype == torch.bool else mask
 

@@ -23,6 +23,13 @@ Two verdicts per series:
   standard deviation of the dense E across replicates. With one replicate the
   standard deviation is 0 and the rule is the strict one.
 
+Both judge only the sparsities that every replicate of the series reached (a run
+still training has fewer rounds): a sparsity judged on a subset of the seeds would
+be compared with the others on other replicates. The others are shown, marked as
+not judged, and every verdict says on how many replicates (n) it stands. The
+extreme sparsity and the highest matching sparsity beside it are defined once, in
+:func:`lottery_style.tickets.verdict.extreme_sparsity`.
+
 The loading and plotting functions are public so that a notebook can draw the
 same figures: ``load_runs(paths)``, ``group_runs(runs)``, ``aggregate(runs)``,
 ``replicate_verdict(runs)``, ``error_figure(groups)`` (and ``lottery_style.tools.plot_axes.remaining_axis`` for a figure of one's own).
@@ -36,7 +43,7 @@ import json
 import logging
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +90,6 @@ class Run:
     seed: int
     identity: dict[str, Any]  # tickets.identity.identity of its config: equal but for the seed = replicates
     rows: list[dict[str, Any]]  # one per finished round, the fields of tickets.verdict.SUMMARY_FIELDS
-    verdict: dict[str, Any]  # tickets.verdict.Verdict as a dict
 
     def series_key(self) -> str:
         return json.dumps({k: v for k, v in self.identity.items() if k not in REPLICATE_KEYS}, sort_keys=True, default=str)
@@ -115,16 +121,14 @@ def load_run(path: Path) -> Run:
     cfg = OmegaConf.load(config_file)
     summary = path / SUMMARY_JSON
     if summary.is_file():
-        data = json.loads(summary.read_text())
-        rows, verdict = data["rounds"], data["verdict"]
+        rows = json.loads(summary.read_text())["rounds"]
     else:
         try:
-            rows, verdict_obj = summary_rows(path, float(OmegaConf.select(cfg, "pruning.matching_tolerance", default=0.0)))
+            rows, _ = summary_rows(path, float(OmegaConf.select(cfg, "pruning.matching_tolerance", default=0.0)))
         except (ValueError, OSError) as error:  # no finished round 0, a round without metrics.json
             raise ReportError(f"{path} has no summary.json and its rounds cannot make one: {error}") from None
-        verdict = asdict(verdict_obj)
     return Run(path=path, model=str(cfg.model.name), method=str(rows[0]["method"]), seed=int(cfg.seed),
-               identity=identity(cfg), rows=rows, verdict=verdict)  # fmt: skip
+               identity=identity(cfg), rows=rows)  # fmt: skip
 
 
 def load_runs(paths: Sequence[str | Path]) -> list[Run]:
@@ -190,51 +194,73 @@ def _dense_E(runs: Sequence[Run]) -> tuple[float, float]:
     return mean_std([run.rows[0]["E"] for run in runs])
 
 
+def _judged_sparsities(runs: Sequence[Run]) -> set[float]:
+    """The sparsities (as :func:`_sparsity_key`) every replicate reached: the only ones a verdict over them judges."""
+    return set.intersection(*({_sparsity_key(row) for row in run.rows} for run in runs))
+
+
 def aggregate(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """Per sparsity (replicates aligned by sparsity, not round index): mean and std over replicates of every
-    metric, how many replicates match (the paper's rule, per seed) and the across-replicate verdict."""
+    """Per sparsity (replicates aligned by sparsity, not round index): the replicates that reached it (``seeds``),
+    mean and std over them of every metric, how many match (the paper's rule, per seed) and, where every replicate
+    reached it (``judged``), the across-replicate verdict ``matching_replicates`` (None where not judged)."""
     by_sparsity: dict[float, list[dict[str, Any]]] = {}
     for run in runs:
         for row in run.rows:
             by_sparsity.setdefault(_sparsity_key(row), []).append(row)
     dense_mean, dense_std = _dense_E(runs)
+    judged = _judged_sparsities(runs)
     points = []
     for sparsity in sorted(by_sparsity):
         rows = by_sparsity[sparsity]
-        point: dict[str, Any] = {"round": rows[0]["round"], "seeds": len(rows)}
+        point: dict[str, Any] = {"round": rows[0]["round"], "seeds": len(rows), "judged": sparsity in judged}
         for metric in METRICS:
             values = [row[metric] for row in rows if row.get(metric) is not None]
             if values:
                 point[f"{metric}_mean"], point[f"{metric}_std"] = mean_std(values)
         point["matching"] = sum(bool(row["matching"]) for row in rows)
-        point["matching_replicates"] = point["E_mean"] <= dense_mean + dense_std
+        point["matching_replicates"] = point["E_mean"] <= dense_mean + dense_std if point["judged"] else None
         points.append(point)
     return points
 
 
 def replicate_verdict(runs: Sequence[Run]) -> dict[str, Any]:
-    """Chen et al.'s rule over the replicates of one series: the dense E (mean, std over replicates), the extreme
-    sparsity (highest sparsity whose mean E is within one std of the dense mean) and whether every lower one matched."""
+    """Chen et al.'s rule over the n replicates of one series, at the sparsities all n reached: the dense E (mean,
+    std over replicates), the extreme sparsity and the highest matching sparsity (mean E within one std of the dense
+    mean), and the sparsities left unjudged because only some replicates reached them."""
     points = aggregate(runs)
+    judged = [p for p in points if p["judged"]]
     dense_mean, dense_std = _dense_E(runs)
-    extreme, all_lower = _extreme([p["sparsity_mean"] for p in points], [p["matching_replicates"] for p in points])
+    extreme, highest = _extreme([p["sparsity_mean"] for p in judged], [p["matching_replicates"] for p in judged])
     return {"replicates": len(runs), "dense_E_mean": dense_mean, "dense_E_std": dense_std,
-            "extreme_sparsity": extreme, "all_lower_matched": all_lower}  # fmt: skip
+            "extreme_sparsity": extreme, "highest_matching_sparsity": highest,
+            "not_judged": [p["sparsity_mean"] for p in points if not p["judged"]]}  # fmt: skip
+
+
+def seed_verdict(run: Run, runs: Sequence[Run]) -> tuple[float, float]:
+    """One replicate's extreme and highest matching sparsity under the paper's rule (its rounds' ``matching``), at
+    the sparsities every replicate of ``runs`` reached, so that the seeds' values compare like with like."""
+    judged = _judged_sparsities(runs)
+    rows = [row for row in run.rows if _sparsity_key(row) in judged]
+    return _extreme([float(row["sparsity"]) for row in rows], [bool(row["matching"]) for row in rows])
 
 
 def extreme_sparsity(runs: Sequence[Run]) -> dict[str, Any]:
-    """The seeds, each run's extreme sparsity under the paper's rule (values, mean, std) and the across-replicate verdict."""
-    values = [float(run.verdict["extreme_sparsity"]) for run in runs]
-    mean, std = mean_std(values)
-    return {"seeds": [run.seed for run in runs], "extreme_sparsity": {"values": values, "mean": mean, "std": std},
-            "replicates": replicate_verdict(runs)}  # fmt: skip
+    """The seeds, each seed's extreme and highest matching sparsity under the paper's rule (values, mean, std; see
+    :func:`seed_verdict`) and the across-replicate verdict (:func:`replicate_verdict`)."""
+    found: dict[str, Any] = {"seeds": [run.seed for run in runs]}
+    per_seed = zip(*(seed_verdict(run, runs) for run in runs))
+    for name, values in zip(("extreme_sparsity", "highest_matching_sparsity"), map(list, per_seed)):
+        mean, std = mean_std(values)
+        found[name] = {"values": values, "mean": mean, "std": std}
+    return {**found, "replicates": replicate_verdict(runs)}
 
 
 # ---------------------------------------------------------------- figures
 def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = ("E",), title: str = "") -> Figure:
-    """One panel per metric against weights remaining (:func:`remaining_axis`): a line per series (mean over
+    """One panel per metric against weights remaining (:func:`remaining_axis`): a line per series (mean over its n
     seeds, shaded +-std), the dense round 0 (mean over every run) dashed, and each series' extreme sparsity
-    across seeds (:func:`replicate_verdict`) as a dotted line in its colour."""
+    across seeds (:func:`replicate_verdict`) as a dotted line in its colour. Sparsities only some of a series'
+    seeds reached continue its line dashed with hollow markers, labelled as not judged."""
     figure = Figure(figsize=(5.5 * len(metrics), 4), layout="constrained")
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
     sparsities = [row["sparsity"] for runs in methods.values() for run in runs for row in run.rows]
@@ -243,12 +269,19 @@ def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = 
         axis.axhline(statistics.fmean(dense), color="black", linestyle="--", linewidth=1, label="dense (round 0)")
         for method, runs in methods.items():
             points = aggregate(runs)
-            x = [remaining(p["sparsity_mean"]) for p in points]
-            mean = [p[f"{metric}_mean"] for p in points]
-            std = [p[f"{metric}_std"] for p in points]
+            judged = [p for p in points if p["judged"]]
+            x = [remaining(p["sparsity_mean"]) for p in judged]
+            mean = [p[f"{metric}_mean"] for p in judged]
+            std = [p[f"{metric}_std"] for p in judged]
             line = axis.plot(x, mean, marker="o", label=f"{method} (n={len(runs)})")[0]
             axis.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                               color=line.get_color(), alpha=0.2)  # fmt: skip
+            partial = judged[-1:] + [p for p in points if not p["judged"]]  # from the last judged point on
+            if len(partial) > len(judged[-1:]):
+                axis.plot([remaining(p["sparsity_mean"]) for p in partial], [p[f"{metric}_mean"] for p in partial],
+                          color=line.get_color(), linestyle="--", marker="o", markerfacecolor="none",
+                          markevery=slice(len(judged[-1:]), None),
+                          label=f"{method}: fewer than {len(runs)} seeds, not judged")  # fmt: skip
             extreme = replicate_verdict(runs)["extreme_sparsity"]
             if extreme > 0:
                 axis.axvline(remaining(extreme), color=line.get_color(), linestyle=":", linewidth=1,
@@ -298,11 +331,17 @@ def _extreme_rows(methods: Mapping[str, Sequence[Run]]) -> list[list[Any]]:
         across = ext["replicates"]
         rows.append([
             method, len(runs), ", ".join(map(str, ext["seeds"])),
-            f"{_pct(ext['extreme_sparsity']['mean'])} ± {_pct(ext['extreme_sparsity']['std'])}",
+            *(f"{_pct(ext[name]['mean'])} ± {_pct(ext[name]['std'])}" for name in ("extreme_sparsity", "highest_matching_sparsity")),
             _pm(across["dense_E_mean"], across["dense_E_std"]), _pct(across["extreme_sparsity"]),
-            "yes" if across["all_lower_matched"] else "no",
+            _pct(across["highest_matching_sparsity"]), ", ".join(map(_pct, across["not_judged"])) or "-",
         ])  # fmt: skip
     return rows
+
+
+def _across(point: Mapping[str, Any], replicates: int) -> str:
+    if not point["judged"]:
+        return f"not judged (n={point['seeds']} of {replicates})"
+    return "yes" if point["matching_replicates"] else "no"
 
 
 def _round_rows(runs: Sequence[Run]) -> list[list[str]]:
@@ -312,23 +351,26 @@ def _round_rows(runs: Sequence[Run]) -> list[list[str]]:
             _pm(p["E_style_mean"], p["E_style_std"]),
             _pm(p["structure_mean"], p["structure_std"], ".3f") if "structure_mean" in p else "-",  # older runs: none
             f"{p['matching']}/{p['seeds']}",
-            "yes" if p["matching_replicates"] else "no", *(_pct(p.get(f"sparsity_{part}_mean", 0.0)) for part in PARTS),
+            _across(p, len(runs)), *(_pct(p.get(f"sparsity_{part}_mean", 0.0)) for part in PARTS),
         ]
         for p in aggregate(runs)
     ]  # fmt: skip
 
 
 def _grids(methods: Mapping[str, Sequence[Run]]) -> list[str]:
-    """The first seed's dense grid, and per method the grid at its extreme sparsity (else its last round)."""
+    """The first seed's dense grid, and per method the first seed's grid at its extreme sparsity
+    (:func:`seed_verdict`), else at its last round."""
     first = next(iter(methods.values()))[0]
     shown = [(first.grid(0), f"dense (round 0), {first.method} seed {first.seed}")]
     for method, runs in methods.items():
         run = runs[0]
-        matching = [i for i, row in enumerate(run.rows) if row["matching"] and i > 0]
-        index = matching[-1] if matching else len(run.rows) - 1
+        extreme, _ = seed_verdict(run, runs)
+        at_extreme = [i for i, row in enumerate(run.rows) if i > 0 and float(row["sparsity"]) == extreme]
+        index = at_extreme[0] if at_extreme else len(run.rows) - 1
         if index > 0:
-            verdict = "extreme matching sparsity" if matching else "last round, not matching"
-            caption = f"{method} seed {run.seed}, round {index}: {_pct(run.rows[index]['sparsity'])} ({verdict})"
+            row = run.rows[index]
+            verdict = "extreme sparsity" if at_extreme else f"last round, {'' if row['matching'] else 'not '}matching"
+            caption = f"{method} seed {run.seed}, round {index}: {_pct(row['sparsity'])} ({verdict})"
             shown.append((run.grid(index), caption))
     return [_image(path, caption) for path, caption in shown if path is not None]
 
@@ -338,10 +380,13 @@ PAGE_STYLE = (
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
     "img{max-width:100%}figure{display:inline-block;margin:.5em;vertical-align:top}"
 )
-ROUND_HEADER = ("round", "sparsity", "E", "E_content", "E_style", "content structure kept", "matching (seeds, E <= dense)",
+ROUND_HEADER = ("round", "sparsity", "E", "E_content", "E_style", "content structure kept",
+                "matching seeds / n seeds that reached it (E <= dense)",
                 "matching across seeds (mean E <= dense mean + 1 std)", *(f"{part} sparsity" for part in PARTS))  # fmt: skip
-EXTREME_HEADER = ("series", "seeds", "seed values", "extreme sparsity per seed (E <= dense)", "dense E across seeds",
-                  "extreme sparsity across seeds (mean E <= dense mean + 1 std)", "every lower sparsity matched")  # fmt: skip
+EXTREME_HEADER = ("series", "n (seeds)", "seed values", "extreme sparsity per seed (E <= dense up to it)",
+                  "highest matching sparsity per seed", "dense E across seeds",
+                  "extreme sparsity across seeds (mean E <= dense mean + 1 std up to it)",
+                  "highest matching sparsity across seeds", "not judged (reached by fewer than n seeds)")  # fmt: skip
 
 
 def _early_bird_section(model: str, runs: Sequence[Run], out_dir: Path, numbers: dict[str, Any]) -> str:
@@ -390,7 +435,7 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
         instability = _instability_section(model, everyone, out_dir, numbers[model])
         sections.append(
             f"<h2>{html.escape(model)}</h2>{''.join(_image(figure, figure.name) for figure in figures)}"
-            f"<h3>Extreme sparsity (per seed: mean ± std; across seeds: Chen et al. 2020)</h3>{_table(EXTREME_HEADER, _extreme_rows(methods))}"
+            f"<h3>Extreme sparsity (per seed: mean ± std; across seeds: Chen et al. 2020; at the sparsities all n seeds reached)</h3>{_table(EXTREME_HEADER, _extreme_rows(methods))}"
             f"<h3>Rounds by sparsity (mean ± std over seeds; matching: seeds whose ticket matches)</h3>{per_method}"
             f"{early_bird}{instability}<h3>Stylized grids (content | style | output)</h3>{''.join(_grids(methods))}"
         )

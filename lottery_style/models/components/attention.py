@@ -3,7 +3,7 @@
 The functions work on flattened features ``[B, channels, positions]`` so that a
 caller may subsample or concatenate positions before attending (AdaAttN does).
 The softmax always runs over the *style* (key) positions: every content position
-gets a convex combination of style values (MODELS.md 9.7).
+gets a convex combination of style values (docs/architectures.md, Implementation notes).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class _Projections(nn.Module):
 
 
 class StyleAttention(_Projections):
-    """SANet's style-attention block (MODELS.md 2): content positions attend to style positions.
+    """SANet's style-attention block (docs/architectures.md, SANet): content positions attend to style positions.
 
     Queries and keys come from mean-variance normalised features so that the
     attention matches *patterns*, while values are the raw style features so
@@ -60,7 +60,7 @@ class StyleAttention(_Projections):
 
 
 class ChannelAttention(_Projections):
-    """MANet's style self-attention (MODELS.md 4): attention between style *channels*, C x C.
+    """MANet's style self-attention (docs/architectures.md, MANet): attention between style *channels*, C x C.
 
     Unlike :class:`StyleAttention`, queries and keys are the raw features and
     the values are normalised: the block reorganises style channels by their

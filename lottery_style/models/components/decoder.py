@@ -1,4 +1,4 @@
-"""The decoder that mirrors the VGG encoder (MODELS.md 0.2).
+"""The decoder that mirrors the VGG encoder (docs/architectures.md, The decoder).
 
 Every 3x3 conv is reflection-padded and followed by a ReLU, except the last
 one: the output is left unbounded during training as in the references.

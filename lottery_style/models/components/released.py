@@ -1,7 +1,7 @@
 """Released reference checkpoints as starting weights: ``model.decoder.path`` and ``model.transform.path``.
 
 The reference repositories publish their trained decoders and transforms as
-plain state dicts under their own module names (MODELS.md lists the
+plain state dicts under their own module names (docs/architectures.md lists the
 repositories). Each architecture declares, per part, how those names map onto
 its own (:class:`ReferenceLayout`); a file is loaded only when its keys are
 exactly the layout's and every shape fits, because a half-loaded decoder

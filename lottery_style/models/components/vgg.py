@@ -1,7 +1,7 @@
 """The VGG-19 encoder and its weight sources.
 
 Two layouts exist because the references and torchvision disagree on almost
-everything but the conv shapes (MODELS.md 0.1): the ``normalised`` layout of
+everything but the conv shapes (docs/architectures.md, The encoder): the ``normalised`` layout of
 ``vgg_normalised.pth`` (a fixed 1x1 preprocessing conv, reflection padding,
 ceil-mode pooling, taps 3/10/17/30/43) and torchvision's ``vgg19().features``
 (ImageNet normalisation outside the net, zero padding, floor pooling, taps
