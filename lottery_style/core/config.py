@@ -335,6 +335,9 @@ class TrainConfig:
     experiment_name: str = option("default", help="names the run's folder: outputs/<experiment_name>/...")
     seed: int = option(0, help="the replicate seed: weights, training stream and control draws", valid=NON_NEGATIVE)
     output_dir: str = option(MISSING, help="the run folder; set by Hydra from hydra.run.dir")
+    extensions: list[str] = option(
+        factory=list, help="modules imported before the config is composed: your own models, methods and metrics"
+    )
 
 
 # A method's own options: ``pruning.<method>.*``, typed by the dataclass its strategy registers with

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from lottery_style.core.metrics import METRICS
 from lottery_style.models.base import StyleTransferModule
 
 
@@ -25,7 +26,8 @@ def evaluation_device(accelerator: str) -> torch.device:
 
 @torch.no_grad()
 def evaluate(model: StyleTransferModule, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict:
-    """Mean E_content, E_style, E and SSIM over all pairs, the std of per-pair E and the per-pair values."""
+    """The mean over all pairs of every metric the model returns (``core.metrics``), the std of per-pair E
+    and the per-pair E values."""
     was_training = model.training
     model.eval().to(device)
     per_pair: dict[str, list[Tensor]] = {}
@@ -37,6 +39,9 @@ def evaluate(model: StyleTransferModule, batches: Iterable[dict[str, Tensor]], d
     values = {key: torch.cat(chunks) for key, chunks in per_pair.items()}
     if not values:
         raise ValueError("the evaluation set is empty: expected at least one content/style pair")
+    undeclared = sorted(set(values) - set(METRICS))
+    if undeclared:  # every output takes its columns from METRICS: an undeclared value would be dropped unseen
+        raise ValueError(f"the model's test_errors returned {undeclared}, which no core.metrics.register_metric declares")
     result = {key: float(value.mean()) for key, value in values.items()}
     result["E_std"] = float(values["E"].std(unbiased=False))
     result["per_pair_E"] = [float(v) for v in values["E"]]

@@ -51,12 +51,14 @@ from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from lottery_style.core.atomic import atomic_write_json, atomic_write_text
-from lottery_style.core.config import PARTS
+from lottery_style.core.config import PARTS, ConfigError
+from lottery_style.core.metrics import METRICS, Metric
+from lottery_style.engine.extensions import load_extensions
 from lottery_style.engine.methods.imp import IMP
 from lottery_style.tickets.identity import REPLICATE_KEYS, identity, schema_defaults
 from lottery_style.tickets.paths import GRID_FILE, REPORT_HTML, REPORT_JSON, ROUND_CONFIG, SUMMARY_JSON, round_dir
 from lottery_style.tickets.verdict import extreme_sparsity as _extreme
-from lottery_style.tickets.verdict import summary_rows
+from lottery_style.tickets.verdict import summary_rows, table_metrics
 from lottery_style.tools.plot_axes import remaining, remaining_axis
 from lottery_style.tools.report_early_bird import (
     COMPARISON_HEADER,
@@ -73,7 +75,12 @@ from lottery_style.tools.report_instability import (
 )
 
 log = logging.getLogger(__name__)
-METRICS = ("sparsity", "E", "E_content", "E_style", "ssim", "structure", *(f"sparsity_{part}" for part in PARTS))
+
+
+def averaged_fields() -> tuple[str, ...]:
+    """What :func:`aggregate` averages over seeds: the sparsity, every declared metric (``core.metrics``, an
+    extension's included) and the per-part sparsity."""
+    return ("sparsity", *METRICS, *(f"sparsity_{part}" for part in PARTS))
 
 
 class ReportError(ValueError):
@@ -89,7 +96,7 @@ class Run:
     method: str
     seed: int
     identity: dict[str, Any]  # tickets.identity.identity of its config: equal but for the seed = replicates
-    rows: list[dict[str, Any]]  # one per finished round, the fields of tickets.verdict.SUMMARY_FIELDS
+    rows: list[dict[str, Any]]  # one per finished round, the fields of tickets.verdict.summary_fields()
 
     def series_key(self) -> str:
         return json.dumps({k: v for k, v in self.identity.items() if k not in REPLICATE_KEYS}, sort_keys=True, default=str)
@@ -119,6 +126,10 @@ def load_run(path: Path) -> Run:
     if not config_file.is_file():
         raise ReportError(f"{path} has no finished round 0 ({config_file} is missing)")
     cfg = OmegaConf.load(config_file)
+    try:  # the run's own models, methods and metrics, before its identity and rows are read
+        load_extensions(OmegaConf.select(cfg, "extensions", default=None) or [])
+    except ConfigError as error:
+        raise ReportError(f"{path}: {error}") from None
     summary = path / SUMMARY_JSON
     if summary.is_file():
         rows = json.loads(summary.read_text())["rounds"]
@@ -213,7 +224,7 @@ def aggregate(runs: Sequence[Run]) -> list[dict[str, Any]]:
     for sparsity in sorted(by_sparsity):
         rows = by_sparsity[sparsity]
         point: dict[str, Any] = {"round": rows[0]["round"], "seeds": len(rows), "judged": sparsity in judged}
-        for metric in METRICS:
+        for metric in averaged_fields():
             values = [row[metric] for row in rows if row.get(metric) is not None]
             if values:
                 point[f"{metric}_mean"], point[f"{metric}_std"] = mean_std(values)
@@ -344,17 +355,25 @@ def _across(point: Mapping[str, Any], replicates: int) -> str:
     return "yes" if point["matching_replicates"] else "no"
 
 
-def _round_rows(runs: Sequence[Run]) -> list[list[str]]:
+def _round_rows(runs: Sequence[Run], metrics: Sequence[Metric]) -> list[list[str]]:
+    def cell(point: Mapping[str, Any], metric: Metric) -> str:
+        mean = point.get(f"{metric.name}_mean")  # absent where no seed recorded it (a run older than the metric)
+        return "-" if mean is None else _pm(mean, point[f"{metric.name}_std"], metric.fmt)
+
     return [
         [
-            p["round"], _pct(p["sparsity_mean"]), _pm(p["E_mean"], p["E_std"]), _pm(p["E_content_mean"], p["E_content_std"]),
-            _pm(p["E_style_mean"], p["E_style_std"]),
-            _pm(p["structure_mean"], p["structure_std"], ".3f") if "structure_mean" in p else "-",  # older runs: none
-            f"{p['matching']}/{p['seeds']}",
+            p["round"], _pct(p["sparsity_mean"]), *(cell(p, metric) for metric in metrics), f"{p['matching']}/{p['seeds']}",
             _across(p, len(runs)), *(_pct(p.get(f"sparsity_{part}_mean", 0.0)) for part in PARTS),
         ]
         for p in aggregate(runs)
     ]  # fmt: skip
+
+
+def round_header(metrics: Sequence[Metric]) -> tuple[str, ...]:
+    """The round table's columns: each metric's header with the way it is better."""
+    return ("round", "sparsity", *(f"{m.header} {'↓' if m.lower_is_better else '↑'}" for m in metrics),
+            "matching seeds / n seeds that reached it (E <= dense)",
+            "matching across seeds (mean E <= dense mean + 1 std)", *(f"{part} sparsity" for part in PARTS))  # fmt: skip
 
 
 def _grids(methods: Mapping[str, Sequence[Run]]) -> list[str]:
@@ -380,9 +399,6 @@ PAGE_STYLE = (
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
     "img{max-width:100%}figure{display:inline-block;margin:.5em;vertical-align:top}"
 )
-ROUND_HEADER = ("round", "sparsity", "E", "E_content", "E_style", "content structure kept",
-                "matching seeds / n seeds that reached it (E <= dense)",
-                "matching across seeds (mean E <= dense mean + 1 std)", *(f"{part} sparsity" for part in PARTS))  # fmt: skip
 EXTREME_HEADER = ("series", "n (seeds)", "seed values", "extreme sparsity per seed (E <= dense up to it)",
                   "highest matching sparsity per seed", "dense E across seeds",
                   "extreme sparsity across seeds (mean E <= dense mean + 1 std up to it)",
@@ -424,13 +440,17 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
         curve = plot_error_vs_sparsity(methods, out_dir / f"E_vs_sparsity-{model}.png", ("E",), f"{model}: test error E")
         terms = plot_error_vs_sparsity(methods, out_dir / f"terms_vs_sparsity-{model}.png", ("E_content", "E_style"), model)
         figures = [curve, terms]
-        if all(row.get("structure") is not None for runs in methods.values() for run in runs for row in run.rows):
-            title = f"{model}: content structure kept (1 = every edge)"
-            figures.append(plot_error_vs_sparsity(methods, out_dir / f"structure_vs_sparsity-{model}.png", ("structure",), title))
+        everyone = [r for rs in methods.values() for r in rs]
+        metrics = table_metrics([row for run in everyone for row in run.rows])
+        for metric in metrics:  # a figure of each other metric every round recorded (the structure, an extension's)
+            recorded = all(row.get(metric.name) is not None for run in everyone for row in run.rows)
+            if recorded and metric.name not in ("E", "E_content", "E_style"):
+                path, title = out_dir / f"{metric.name}_vs_sparsity-{model}.png", f"{model}: {metric.header}, {metric.help}"
+                figures.append(plot_error_vs_sparsity(methods, path, (metric.name,), title))
         numbers[model] = {m: {"extreme": extreme_sparsity(r), "rounds": aggregate(r), "runs": [str(x.path) for x in r]}
                           for m, r in methods.items()}  # fmt: skip
-        per_method = "".join(f"<h3>{html.escape(m)}</h3>{_table(ROUND_HEADER, _round_rows(r))}" for m, r in methods.items())
-        everyone = [r for rs in methods.values() for r in rs]
+        per_method = "".join(f"<h3>{html.escape(m)}</h3>{_table(round_header(metrics), _round_rows(r, metrics))}"
+                             for m, r in methods.items())  # fmt: skip
         early_bird = _early_bird_section(model, everyone, out_dir, numbers[model])
         instability = _instability_section(model, everyone, out_dir, numbers[model])
         sections.append(
