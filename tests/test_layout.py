@@ -295,3 +295,37 @@ rounds = run.glob("round_*")
     assert [hit.split()[0] for hit in collections_naming(trees, OWN_METHODS, METHOD_NAMES)] == ["m:5"]
     assert [hit.split()[0] for hit in method_name_literals(trees)] == ["m:5", "m:5", "m:6"]
     assert file_name_literals(trees) == ["m:7 'metrics.json'", "m:8 'round_*'"]
+
+
+# ------------------------------------------------------- plug-in folders
+PLUGIN_FOLDERS = {"lottery_style.models": "@register_model(", "lottery_style.engine.methods": "@register_method("}
+
+
+def test_a_plugin_folder_names_none_of_its_modules() -> None:
+    """``models/`` and ``engine/methods/`` import every module they hold (``core.discovery``), so a new
+    architecture or method is a new file: their ``__init__`` imports no architecture or method by name."""
+    for package, decorator in PLUGIN_FOLDERS.items():
+        registering = {name for name, path in modules().items()
+                       if name.startswith(f"{package}.") and re.search(rf"^{re.escape(decorator)}", path.read_text(), re.MULTILINE)}  # fmt: skip
+        assert len(registering) >= 6, package
+        assert not graph()[package] & registering, f"{package}/__init__.py imports {sorted(graph()[package] & registering)}"
+
+
+def test_discovery_imports_every_module_of_a_folder(tmp_path: Path, monkeypatch) -> None:
+    from lottery_style.core.discovery import import_modules
+
+    package = tmp_path / "plugins"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("FOUND = []\n")
+    for name in ("b_second", "a_first"):
+        (package / f"{name}.py").write_text(f"from plugins import FOUND\nFOUND.append({name!r})\n")
+    (package / "sub" / "__init__.py").write_text("from plugins import FOUND\nFOUND.append('sub')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import plugins  # type: ignore[import-not-found]
+
+    try:
+        assert import_modules("plugins", plugins.__path__) == ["plugins.a_first", "plugins.b_second"]
+        assert plugins.FOUND == ["a_first", "b_second"]  # in name order, subpackages left alone
+    finally:
+        for name in [m for m in sys.modules if m == "plugins" or m.startswith("plugins.")]:
+            del sys.modules[name]
