@@ -101,7 +101,7 @@ def test_evaluation_refuses_a_value_no_metric_declares() -> None:
 
 def test_the_packages_table_is_the_one_the_docs_print() -> None:
     """The columns built from the declarations are today's: the header the getting-started page shows."""
-    page = (ROOT / "docs" / "getting-started.md").read_text().splitlines()
+    page = (ROOT / "docs/getting-started.md").read_text().splitlines()
     printed = next(line for line in page if line.split()[:2] == ["round", "sparsity"])
     rows = [{key: value for key, value in row.items() if key != "sharpness"} for row in ROUNDS]
     assert format_table(rows, matching_verdict(rows)).splitlines()[0] == printed
