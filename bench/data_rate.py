@@ -52,6 +52,7 @@ from lottery_style.data.prepare import prepare_folder
 from lottery_style.data.prepared import read_prepared
 
 SEED = 3
+CPU = torch.device("cpu")
 
 
 def jpeg_folder(folder: Path, size: tuple[int, int]) -> list[Path]:
@@ -95,18 +96,20 @@ class EncodedDataset(PairDataset):
             source.crop = lambda image, top, left: TF.to_tensor(image.crop((left, top, left + crop, top + crop)))  # type: ignore[method-assign]
 
 
-class DeviceCpuDataset(PairDataset):
-    """``data.decode=device`` on the CPU: ``load`` runs the loader's draws and then, in batches, the decode,
-    resize and crop a GPU run does on its device after the transfer."""
+class DeviceDecodeDataset(PairDataset):
+    """``data.decode=device``: ``load`` runs the loader's draws and then, in batches, the decode, resize and crop
+    a GPU run does on its device after the transfer; on ``device`` (the CPU: the path's CPU equivalent)."""
 
-    def __init__(self, files: list[Path], load: int, crop: int, batch: int) -> None:
+    def __init__(self, files: list[Path], load: int, crop: int, batch: int, device: torch.device = CPU) -> None:
         super().__init__(files, files, load, crop, SEED, Decode.device)
-        self.batch = batch
+        self.batch, self.device = batch, device
 
     def load(self, items: range) -> None:
         for start in range(items.start, items.stop, self.batch):
             batch = collate_uncut([self[g] for g in range(start, min(start + self.batch, items.stop))])
-            decode_batch(batch, self, torch.device("cpu"))
+            decode_batch(batch, self, self.device)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the crops exist only once the queued kernels ran
 
 
 def images_per_second(dataset: PairDataset, first: int, draws: int) -> float:
@@ -114,7 +117,7 @@ def images_per_second(dataset: PairDataset, first: int, draws: int) -> float:
     decode for ``device-cpu``)."""
     items = range(first, first + draws)
     start = time.perf_counter()
-    if isinstance(dataset, DeviceCpuDataset):
+    if isinstance(dataset, DeviceDecodeDataset):
         dataset.load(items)
     else:
         for index in items:
@@ -137,7 +140,7 @@ def paths(
         "draft": PairDataset(files, files, load, crop, SEED, Decode.draft),
         "decode_jpeg": DecodeJpegDataset(files, load, crop),
         "device-worker": PairDataset(files, files, load, crop, SEED, Decode.device),
-        "device-cpu": DeviceCpuDataset(files, load, crop, batch),
+        "device-cpu": DeviceDecodeDataset(files, load, crop, batch),
         "prepared": PairDataset(files, files, load, crop, SEED, prepared={"content": targets, "style": targets}),
         "prepared-png": EncodedDataset(files, load, crop, {"format": "PNG", "compress_level": 1}),
         "prepared-jpeg95": EncodedDataset(files, load, crop, {"format": "JPEG", "quality": 95}),

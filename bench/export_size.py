@@ -44,7 +44,7 @@ def pruned_tickets() -> Iterator[tuple[float, dict[str, torch.Tensor], dict[str,
     state, weights = adain_ticket_parts()
     masks = dense_masks(weights)
     for sparsity in SPARSITIES:
-        masks = magnitude_prune(weights, masks, sparsity)
+        masks = magnitude_prune(weights, masks, sparsity, tie_seed=0)
         ticket = {name: t.masked_fill(~masks[name], 0.0) if name in masks else t for name, t in state.items()}
         yield sparsity, ticket, masks
 
@@ -95,7 +95,7 @@ def pruning_time() -> None:
     print(f"\nglobal magnitude pruning of {sum(w.numel() for w in big.values()):,} weights")
     for target in (0.2, 0.36, 1 - 0.8**9, 1 - 0.8**10):
         start = time.perf_counter()
-        masks = magnitude_prune(big, masks, target)
+        masks = magnitude_prune(big, masks, target, tie_seed=0)
         print(f"  to {target:.2%}: {time.perf_counter() - start:.2f} s")
 
 

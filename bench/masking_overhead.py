@@ -45,7 +45,7 @@ def model(name: str):
 def fit_step_times(masked: bool, steps: int, size: int, batch: int) -> list[float]:
     module = model("adain")
     weights = {n: p.detach() for g in module.prunable_weights().values() for n, p in g.items()}
-    masks = magnitude_prune(weights, dense_masks(weights), 0.892) if masked else {}
+    masks = magnitude_prune(weights, dense_masks(weights), 0.892, tie_seed=0) if masked else {}
     data = [{"content": torch.rand(3, size, size), "style": torch.rand(3, size, size)} for _ in range(batch * steps)]
     timer = StepTimer()
     trainer = Trainer(
@@ -65,15 +65,20 @@ def memory_ratio() -> float:
     return (params + mask_bytes) / params
 
 
-def global_pruning_seconds(repeats: int) -> tuple[int, float]:
+def global_pruning_seconds(repeats: int, tied: bool = False) -> tuple[int, float]:
+    """Median seconds of one global step to 20%; ``tied``: half of every layer exactly 0, a tie the step must order."""
     module = model("adaattn")
-    weights = {n: p.detach() for g in module.prunable_weights().values() for n, p in g.items()}
+    weights = {n: p.detach().clone() for g in module.prunable_weights().values() for n, p in g.items()}
+    if tied:
+        generator = torch.Generator().manual_seed(0)
+        for w in weights.values():
+            w.view(-1)[torch.randperm(w.numel(), generator=generator)[: w.numel() // 2]] = 0.0
     total = sum(w.numel() for w in weights.values())
     masks = dense_masks(weights)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        magnitude_prune(weights, masks, 0.2)
+        magnitude_prune(weights, masks, 0.2, tie_seed=0)
         times.append(time.perf_counter() - start)
     return total, statistics.median(times)
 
@@ -96,6 +101,8 @@ def main() -> None:
     print(f"  parameter memory with bool masks / without: {memory_ratio():.3f}x")
     total, seconds = global_pruning_seconds(args.repeats)
     print(f"  one global magnitude pruning step on {total / 1e6:.1f}M weights (AdaAttN): {seconds:.2f} s (median)")
+    _, tied = global_pruning_seconds(args.repeats, tied=True)
+    print(f"  the same with half of every layer tied at 0 (a random tie order drawn): {tied:.2f} s, {tied / seconds:.2f}x")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -69,7 +70,7 @@ from lottery_style.engine.loggers import build_run_logger
 from lottery_style.engine.lottery import LotteryRun
 from lottery_style.engine.rewinding import Segment
 from lottery_style.engine.speed import keep_freed_memory_in_heap
-from lottery_style.models import create_model
+from lottery_style.models import StyleTransferModule, create_model
 from lottery_style.pruning import apply_masks, dense_masks, magnitude_prune
 from lottery_style.pruning.callback import MaskCallback
 
@@ -187,12 +188,16 @@ class BatchStarts(Callback):
             self.first_loss = float(outputs["loss"])
 
 
-def run_config(batch: int, size: int, plus: bool, steps: int, options: dict[str, bool], out: Path) -> DictConfig:
+def run_config(
+    batch: int, size: int, plus: bool, steps: int, options: dict[str, bool], out: Path, extra: Sequence[str] = ()
+) -> DictConfig:
+    """The bench's run: random weights, ``batch`` crops of ``size`` px, the speed ``options``; ``extra`` overrides
+    (model, hardware, logger) go last."""
     overrides = [
         "model.encoder.weights=random", f"model.train_encoder={plus}", f"data.batch_size={batch}",
         f"data.crop_size={size}", f"data.load_size={size}", f"training.steps={steps}",
         "training.checkpoint_every=1000000", "training.log_every=50",
-        *(f"training.{key}={value}" for key, value in {**FRAMEWORK, **options}.items()),
+        *(f"training.{key}={value}" for key, value in {**FRAMEWORK, **options}.items()), *extra,
     ]  # fmt: skip
     cfg = compose(overrides)
     cfg.output_dir = str(out)
@@ -207,16 +212,20 @@ class Framework:
         self.model = create_model(cfg.model)
         self.model.load_state_dict(start)
 
-    def times(self, batches: list[dict[str, Tensor]]) -> tuple[list[float], float]:
+    def fit(self, batches: list[dict[str, Tensor]], *callbacks: Callback) -> None:
+        """One fit of IMP round 1 from the start weights, through the Trainer the driver builds, plus ``callbacks``."""
         self.model.load_state_dict(self.start)
         out = Path(self.cfg.output_dir)
         run = LotteryRun(self.cfg, out)
         logger = build_run_logger(self.cfg, out).round_logger(1, {"round": 1, "method": "imp", "sparsity": PRUNED})
         masks = {name: mask.clone() for name, mask in self.masks.items()}
         trainer = run.build_trainer(out / "round_01", MaskCallback(masks), 1, logger, Segment(0, self.cfg.training.steps, 0))
-        timer = BatchStarts()
-        trainer.callbacks.append(timer)
+        trainer.callbacks.extend(callbacks)
         trainer.fit(self.model, train_dataloaders=DataLoader(batches, batch_size=None))
+
+    def times(self, batches: list[dict[str, Tensor]]) -> tuple[list[float], float]:
+        timer = BatchStarts()
+        self.fit(batches, timer)
         return [b - a for a, b in zip(timer.starts, timer.starts[1:])], timer.first_loss
 
 
@@ -252,6 +261,18 @@ def reference_scope(cfg: DictConfig) -> list[str]:
     return [str(getattr(part, "value", part)) for part in cfg.pruning.scope]
 
 
+def masked_start(cfg: DictConfig) -> tuple[StyleTransferModule, dict[str, Tensor], dict[str, Tensor]]:
+    """A seeded model of ``cfg`` pruned to IMP round 1 (``PRUNED`` by magnitude over the scope), its state and
+    masks: every variant starts from the same masked weights."""
+    torch.manual_seed(0)
+    model = create_model(cfg.model)
+    groups = model.prunable_weights()
+    weights = {n: p.detach() for part in reference_scope(cfg) for n, p in groups[part].items()}
+    masks = magnitude_prune(weights, dense_masks(weights), PRUNED, tie_seed=0)
+    apply_masks(weights, masks)
+    return model, {k: v.clone() for k, v in model.state_dict().items()}, masks
+
+
 def bench_shape(batch: int, size: int, plus: bool, args: argparse.Namespace, tmp: Path) -> None:
     torch.manual_seed(0)
     batches = [{"content": torch.rand(batch, 3, size, size), "style": torch.rand(batch, 3, size, size)}
@@ -259,13 +280,7 @@ def bench_shape(batch: int, size: int, plus: bool, args: argparse.Namespace, tmp
     def config(variant: str) -> DictConfig:
         return run_config(batch, size, plus, args.steps + 2, OPTIONS.get(variant, {}), tmp / f"{batch}x{size}-{plus}-{variant}")
 
-    torch.manual_seed(0)
-    reference = create_model(config("framework").model)  # never trained: every plain loop copies it
-    groups = reference.prunable_weights()
-    weights = {n: p.detach() for part in reference_scope(config("framework")) for n, p in groups[part].items()}
-    masks = magnitude_prune(weights, dense_masks(weights), PRUNED)
-    apply_masks(weights, masks)  # every variant starts from the same masked weights
-    start = {k: v.clone() for k, v in reference.state_dict().items()}
+    reference, start, masks = masked_start(config("framework"))  # never trained: every plain loop copies it
     frameworks = {v: Framework(config(v), start, masks) for v in args.variants if v not in PLAIN}
     gflop = step_gflop(PlainLoop(reference, plus), batches[0])
     spawn = multiprocessing.get_context("spawn")

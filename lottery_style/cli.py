@@ -5,6 +5,7 @@ before); a first argument naming a tool runs it instead::
 
     lottery-style stylize --ticket runs/x/round_03 --content photos/ --style art.jpg --out styled/
     lottery-style export runs/x/round_03 --out ticket.lst --compress
+    lottery-style evaluate runs/ --content-dir test/content --style-dir test/style --name test
     lottery-style report runs/x runs/y --out report/
     lottery-style prepare-data /data/wikiart/train /data/wikiart/prepared-512 --size 512
     lottery-style options pruning
@@ -36,6 +37,7 @@ def _device(name: str):
 
 
 def stylize(args: argparse.Namespace) -> None:
+    from lottery_style.data.images import DataError, SkippedFile
     from lottery_style.tickets.loading import load_ticket
     from lottery_style.tools.stylize import image_paths, stylize_images
 
@@ -43,11 +45,17 @@ def stylize(args: argparse.Namespace) -> None:
     contents, styles = image_paths(args.content, "content"), image_paths(args.style, "style")
     model, _ = load_ticket(args.ticket, args.model)
     size = None if args.keep_size else args.size
-    written = 0
-    for path in stylize_images(model, contents, styles, args.out, alpha=args.alpha, size=size, device=device):
-        written += 1
-        print(path)
+    written = skipped = 0
+    for item in stylize_images(model, contents, styles, args.out, alpha=args.alpha, size=size, device=device):
+        if isinstance(item, SkippedFile):
+            skipped += 1
+            print(f"lottery-style stylize: skipped unreadable {item.role} image {item.path} ({item.reason})", file=sys.stderr)
+        else:
+            written += 1
+            print(item)
     print(f"{written} stylized image(s) in {args.out}", file=sys.stderr)
+    if skipped:  # the others are written, but the folder is not complete: the exit code says so
+        raise DataError(f"{skipped} unreadable image(s) skipped, named above")
 
 
 def export(args: argparse.Namespace) -> None:
@@ -62,10 +70,24 @@ def export(args: argparse.Namespace) -> None:
     )
 
 
+def evaluate(args: argparse.Namespace) -> None:
+    from lottery_style.data.pairs import EvalSpec
+    from lottery_style.tools.evaluate import evaluate_runs, evaluation_set
+
+    device = _device(args.device)
+    spec = EvalSpec(args.contents, args.styles, args.size, args.crops, args.load_size, args.seed)
+    evaluation = evaluation_set(args.name, args.content_dir, args.style_dir, spec)
+    done = evaluate_runs(args.runs, evaluation, args.batch_size, args.grid_pairs, device, progress=not args.quiet)
+    print(
+        f"evaluation {args.name}: {done.evaluated} round(s) evaluated, {done.skipped} evaluated before, on "
+        f"{len(evaluation.pairs)} pairs; judge it with: lottery-style report RUNS --eval {args.name} --out REPORT"
+    )
+
+
 def report(args: argparse.Namespace) -> None:
     from lottery_style.tools.report import write_report
 
-    print(write_report(args.runs, args.out))
+    print(write_report(args.runs, args.out, args.eval, args.margin))
 
 
 def prepare_data(args: argparse.Namespace) -> None:
@@ -93,6 +115,7 @@ def options(args: argparse.Namespace) -> None:
 TOOL_HELP = {  # one line each: the tool's help in `lottery-style --help` and in its own --help
     "stylize": "stylize every content image with every style image",
     "export": "write a round folder as one compact ticket file",
+    "evaluate": "judge every finished round of runs on the fixed pairs of two folders",
     "report": "figures and one HTML page from run folders",
     "prepare-data": "decode and square-resize a training folder once, for fast loading",
     "options": "a config group's options with help, default and valid values",
@@ -124,9 +147,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--compress", action="store_true", help="LZMA-code the file (lossless)")
     p.set_defaults(run=export)
 
+    from lottery_style.core.config import DataConfig
+
+    p = tools.add_parser("evaluate", help=TOOL_HELP["evaluate"], description=TOOL_HELP["evaluate"])
+    p.add_argument("runs", nargs="+", help="run folders (their branches come with them), or folders holding them")
+    p.add_argument("--content-dir", required=True, help="the content images of the test set (searched recursively)")
+    p.add_argument("--style-dir", required=True, help="the style images of the test set (searched recursively)")
+    p.add_argument("--name", required=True, help="the evaluation's name: round_XX/evaluations/NAME/ (report --eval NAME)")
+    p.add_argument("--contents", type=int, default=40, help="content images drawn from --content-dir (paper: 40)")
+    p.add_argument("--styles", type=int, default=100, help="style images drawn from --style-dir (paper: 100)")
+    p.add_argument("--size", type=int, default=DataConfig.eval_size, help="side of each square view in px (as data.eval_size)")
+    p.add_argument("--crops", type=int, default=1, help="fixed views per image: 1 = the centre square (as data.eval_crops)")
+    p.add_argument("--load-size", type=int, default=None, help="with --crops > 1: shorter side before cropping (as data.eval_load_size)")
+    p.add_argument("--seed", type=int, default=DataConfig.eval_seed, help="which files are drawn (as data.eval_seed)")
+    p.add_argument("--batch-size", type=int, default=DataConfig.eval_batch_size, help="pairs per forward pass")
+    p.add_argument("--grid-pairs", type=int, default=DataConfig.grid_pairs, help="pairs in each round's grid.png")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=evaluate)
+
     p = tools.add_parser("report", help=TOOL_HELP["report"], description=TOOL_HELP["report"])
     p.add_argument("runs", nargs="+", help="run folders (IMP and controls, any seeds), or folders holding them")
     p.add_argument("--out", required=True, help="output folder for report.html, report.json and the figures")
+    p.add_argument("--eval", metavar="NAME", help="judge the rounds' records of `lottery-style evaluate --name NAME`")
+    p.add_argument("--margin", type=float, default=0.02,
+                   help="the paired verdict's non-inferiority margin, relative to the dense E (default 0.02: 2%%)")  # fmt: skip
     p.set_defaults(run=report)
 
     p = tools.add_parser("prepare-data", help=TOOL_HELP["prepare-data"], description=TOOL_HELP["prepare-data"])
@@ -209,10 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and unknown_word(argv[0]):
         raise SystemExit(unknown_word(argv[0]))
     from lottery_style.core.config import ConfigError
-    from lottery_style.engine.validation import check_choices
+    from lottery_style.engine.validation import check_choices, check_hydra_command
     from lottery_style.train import main as train_main
 
     try:
+        check_hydra_command(argv)
         check_choices(argv)
     except ConfigError as error:
         raise SystemExit(f"lottery-style: {error}") from None

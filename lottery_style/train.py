@@ -23,6 +23,7 @@ from lottery_style.engine.launch import needs_own_process, run_job_as_single_run
 from lottery_style.engine.lottery import LotteryRun
 from lottery_style.engine.resume import check_resumable
 from lottery_style.engine.terminal import quiet_terminal
+from lottery_style.engine.unstarted import discard_unstarted_job
 from lottery_style.engine.validation import check_config
 from lottery_style.models.components.vgg import WeightsError
 
@@ -44,10 +45,12 @@ def train(cfg: DictConfig) -> float:
 
 
 def run(cfg: DictConfig) -> float:
-    """What Hydra runs for each job: :func:`train`, a user's mistake ending it in one line instead of a traceback."""
+    """What Hydra runs for each job: :func:`train`, a user's mistake ending it in one line instead of a traceback,
+    and leaving no folder when the run never started (:func:`discard_unstarted_job`)."""
     try:
         return train(cfg)
     except (ConfigError, DataError, WeightsError) as error:
+        discard_unstarted_job()
         raise SystemExit(f"lottery-style: {error}") from None
 
 

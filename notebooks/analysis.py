@@ -20,7 +20,7 @@
 # 1. the test error E against the weights remaining (%, log scale, the schedule's points as ticks: the
 #    field's convention) for IMP and each control, with the dense model's E and each method's extreme
 #    sparsity (the highest sparsity that still matches) marked;
-# 2. the sparsity of each part (encoder, transform, decoder) in every round;
+# 2. the sparsity of each part that holds weights (encoder, transform, decoder) in every round;
 # 3. the stylized grids of the fixed evaluation pairs across rounds.
 #
 # With `LOTTERY_WANDB_GROUP` set and W&B online, it also reads that W&B group through the public API.
@@ -50,7 +50,9 @@ if "ipykernel" not in sys.modules:
     matplotlib.use("Agg")  # a script or CI: files only
 import matplotlib.pyplot as plt
 
+from lottery_style.core.atomic import atomic_savefig
 from lottery_style.engine.loggers import wandb_mode
+from lottery_style.tools.file_names import file_stem
 from lottery_style.tools.plot_axes import remaining, remaining_axis
 from lottery_style.tools.report import error_figure, group_runs, load_runs
 
@@ -67,26 +69,26 @@ print(f"{len(runs)} runs: " + ", ".join(f"{model}: {', '.join(methods)}" for mod
 # %%
 for model, methods in groups.items():
     figure = error_figure(methods, title=model)
-    figure.savefig(out / f"error_vs_sparsity_{model}.png", dpi=120)
+    atomic_savefig(figure, out / f"error_vs_sparsity_{file_stem(model)}.png")
 figure  # noqa: B018  (a cell's last expression is what Jupyter shows)
 
 # %% [markdown]
 # ## Sparsity of each part per round (first run of each method)
+# Only the parts that hold weights in the model (AdaIN's transform has none).
 
 # %%
-PARTS = ("encoder", "transform", "decoder")
 for model, methods in groups.items():
     figure, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 3.5), squeeze=False, layout="constrained")
     for axis, (method, method_runs) in zip(axes[0], methods.items()):
-        rows = method_runs[0].rows
-        width = 0.8 / len(PARTS)
-        for offset, part in enumerate(PARTS):
+        rows, parts = method_runs[0].rows, method_runs[0].weight_parts()
+        width = 0.8 / len(parts)
+        for offset, part in enumerate(parts):
             heights = [100 * (row.get(f"sparsity_{part}") or 0.0) for row in rows]
-            axis.bar([row["round"] + (offset - (len(PARTS) - 1) / 2) * width for row in rows], heights, width, label=part)
+            axis.bar([row["round"] + (offset - (len(parts) - 1) / 2) * width for row in rows], heights, width, label=part)
         axis.set(title=f"{model} {method}", xlabel="round", ylabel="sparsity (%)", ylim=(0, 100))
         axis.set_xticks([row["round"] for row in rows])
         axis.legend(fontsize="small")
-    figure.savefig(out / f"part_sparsity_{model}.png", dpi=120)
+    atomic_savefig(figure, out / f"part_sparsity_{file_stem(model)}.png")
 
 # %% [markdown]
 # ## Stylized grids across rounds (content | style | output; first run of each method)
@@ -103,7 +105,7 @@ for model, methods in groups.items():
             axis.imshow(plt.imread(path))
             axis.set_title(f"round {row['round']}: {100 * row['sparsity']:.1f}%\nE {row['E']:.4g}", fontsize="small")
             axis.axis("off")
-        figure.savefig(out / f"grids_{model}_{method}.png", dpi=120)
+        atomic_savefig(figure, out / f"grids_{file_stem(model, method)}.png")
 
 # %% [markdown]
 # ## The same run in W&B (online only)
@@ -133,7 +135,7 @@ if points:
     remaining_axis(axis, [p[1] for p in points])
     axis.set(title=f"W&B {WANDB_GROUP}", ylabel="E")
     axis.legend()
-    figure.savefig(out / "wandb_error_vs_sparsity.png", dpi=120)
+    atomic_savefig(figure, out / "wandb_error_vs_sparsity.png")
 
 # %%
 print("figures:", ", ".join(sorted(p.name for p in out.glob("*.png"))))

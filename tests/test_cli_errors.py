@@ -137,6 +137,9 @@ BAD_VALUES = [  # (overrides, what the one line must name)
     (["model=adaattn", "model.eps=0"], "model.eps=0.0 is invalid: expected > 0"),
     (["model=adaattn", "model.init_std=-0.02"], "model.init_std=-0.02 is invalid: expected > 0"),
     (["model=adaattn", "model.loss_weights.local=-3"], "model.loss_weights.local=-3.0 is invalid: expected >= 0"),
+    (["seed=-1"], "seed=-1 is invalid: expected in [0, 4294967295]"),
+    (["pruning.seed=-2"], "pruning.seed=-2 is invalid: expected in [0, 4294967295]"),
+    (["data.stream_seed=4294967296"], "data.stream_seed=4294967296 is invalid: expected in [0, 4294967295]"),
     (["model=vgg"], "model=vgg is invalid: expected one of adaattn, adain, lst, manet, mccnet, sanet"),
     (["model=adain,vgg"], "model=vgg is invalid: expected one of adaattn, adain, lst, manet, mccnet, sanet"),
 ]
@@ -160,6 +163,36 @@ def test_bad_training_value_fails_in_one_line_before_any_model_is_built(
     assert len(lines) == 1, lines
     assert lines[0].startswith("lottery-style: ") and named.format(**folders) in lines[0], lines[0]
     assert not built, "a VGG was built before the bad value was reported"
+    assert not (tmp_path / "run").exists(), "a run that never started left a folder"
+
+
+def test_a_refused_sweep_job_leaves_no_sweep_folder(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["lottery-style"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-m", "seed=-1,0", "logger=csv", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    assert exit_info.value.code == "lottery-style: seed=-1 is invalid: expected in [0, 4294967295]"
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_refused_run_in_an_earlier_runs_folder_keeps_that_folder(tmp_path: Path, monkeypatch) -> None:
+    run = tmp_path / "run"
+    (run / "round_00").mkdir(parents=True)
+    (run / "round_00" / "metrics.json").write_text("{}")
+    monkeypatch.setattr(sys, "argv", ["lottery-style"])
+    with pytest.raises(SystemExit):
+        main(["seed=-1", "logger=csv", f"hydra.run.dir={run}"])
+    assert (run / "round_00" / "metrics.json").read_text() == "{}" and (run / ".hydra" / "config.yaml").is_file()
+
+
+def test_two_hydra_commands_fail_in_one_line(capsys, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["lottery-style"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-m", "seed=0,1", "--cfg", "job"])
+    assert capsys.readouterr().err == ""
+    assert exit_info.value.code == (
+        "lottery-style: -m and --cfg job cannot be combined: expected one of -m (run a sweep), --cfg (print the "
+        "config), --info, --run; to see one job of a sweep, give its overrides without -m: lottery-style --cfg job <overrides>"
+    )
 
 
 @pytest.mark.slow
@@ -206,5 +239,29 @@ def test_slurm_launcher_without_its_extra_fails_in_one_line(tmp_path: Path, caps
     assert exit_info.value.code == (
         "lottery-style: launcher=slurm needs hydra_plugins.hydra_submitit_launcher, which is not installed: "
         "expected the slurm extra (pip install 'lottery-style[slurm]')"
+    )
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_export_of_a_file_says_it_is_not_a_round_folder(files, capsys) -> None:
+    notes = files["root"] / "notes.txt"
+    notes.write_text("not a ticket")
+    line = one_error_line(capsys, ["export", str(notes), "--out", str(files["root"] / "t.lst")])
+    assert f"{notes} is a file, not a round folder" in line and "does not exist" not in line, line
+
+
+def test_slurm_launcher_off_a_slurm_cluster_fails_in_one_line_before_the_sweep_folder(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """submitit finds out that ``srun`` is missing only after Hydra made the sweep folder (a 25-line traceback)."""
+    monkeypatch.setattr("lottery_style.engine.validation.installed", lambda module: True)  # the extra, or not
+    monkeypatch.setenv("PATH", str(tmp_path / "no_commands"))
+    monkeypatch.setattr(sys, "argv", ["lottery-style"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-m", "launcher=slurm", "pruning=dense", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    assert capsys.readouterr().err == ""
+    assert exit_info.value.code == (
+        "lottery-style: launcher=slurm needs the srun command of a SLURM cluster, which is not on this machine's PATH: "
+        "expected to run on a SLURM cluster's login node (or no launcher= option to run here)"
     )
     assert not (tmp_path / "sweep").exists()

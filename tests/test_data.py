@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import socket
-import warnings
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
+import torchvision.transforms.functional as TF
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
@@ -22,13 +26,13 @@ from lottery_style.data import (
     NoImagesError,
     PairDataset,
     PairSampler,
-    SkippedImageWarning,
     StylePairDataModule,
     list_images,
     sample_dirs,
 )
 from lottery_style.data import sample as sample_module
-from lottery_style.data.images import to_rgb
+from lottery_style.data.images import merged_record, to_rgb
+from tests.conftest import TINY
 
 CONF = CONF_DIR / "data"
 
@@ -82,7 +86,9 @@ def data_cfg(content: Path | None, style: Path | None, **overrides) -> DataConfi
 
 
 def first_batches(datamodule: StylePairDataModule, count: int) -> list[dict[str, torch.Tensor]]:
-    return list(itertools.islice(iter(datamodule.train_dataloader()), count))
+    """The first batches as a model gets them (the datamodule's hook takes the skipped files off)."""
+    loader = itertools.islice(iter(datamodule.train_dataloader()), count)
+    return [datamodule.decoded(batch, torch.device("cpu")) for batch in loader]
 
 
 # ---------------------------------------------------------------- listing and loading
@@ -121,26 +127,38 @@ def test_every_mode_becomes_rgb_and_transparency_turns_white() -> None:
     assert to_rgb(rgba).getpixel((1, 0)) == (255, 255, 255)
 
 
-def test_awkward_images_load_and_the_truncated_one_is_skipped_and_counted(awkward_folder: Path) -> None:
+def test_deep_modes_convert_at_their_true_values_and_an_unknown_scale_is_refused() -> None:
+    """Issue 22, point 6 at the helper every path uses: 16-bit grey (with its transparent value), float grey in
+    [0, 1]; a 32-bit integer beyond 16 bits has no known scale and is refused with the values it spans."""
+    sixteen = Image.fromarray(np.array([[0, 257 * 100 + 90, 65535, 1000]], dtype=np.uint16))
+    assert sixteen.mode == "I;16"
+    assert [to_rgb(sixteen).getpixel((x, 0)) for x in range(4)] == [(0, 0, 0), (100, 100, 100), (255, 255, 255), (4, 4, 4)]
+    sixteen.info["transparency"] = 1000
+    assert to_rgb(sixteen).getpixel((3, 0)) == (255, 255, 255) and to_rgb(sixteen).getpixel((1, 0)) == (100,) * 3
+    floats = Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32))
+    assert floats.mode == "F" and [to_rgb(floats).getpixel((x, 0))[0] for x in range(3)] == [0, 128, 255]
+    wide = Image.fromarray(np.array([[0, 70000]], dtype=np.int32))
+    assert wide.mode == "I"
+    with pytest.raises(ValueError, match=r"^mode I values span 0\.\.70000, beyond the 0\.\.65535 scale they are read at$"):
+        to_rgb(wide)
+
+
+def test_awkward_images_load_and_the_truncated_one_is_skipped_once_per_side(awkward_folder: Path) -> None:
     files = list_images(awkward_folder, "content")
     dataset = PairDataset(files, files, load_size=24, crop_size=16, seed=3)
-    with pytest.warns(SkippedImageWarning) as record:
-        draws = [dataset.draw(g) for g in range(40)]
-    messages = [str(w.message) for w in record]
-    # Each side found the bad file once, then remembered it: one warning per side, each with its count.
-    assert len(messages) == 2
-    for role, message in zip(("content", "style"), messages):
-        assert message.startswith(f"skipped unreadable {role} image {awkward_folder / 'a_truncated.jpg'} (")
-        assert message.endswith(f"; 1 {role} image(s) skipped so far")
+    draws = [dataset.draw(g) for g in range(40)]
+    # Each side found the bad file once, then remembered it: one skip per side, handed on once.
+    skipped = dataset.take_skipped()
+    assert [(s.role, s.path) for s in skipped] == [(role, awkward_folder / "a_truncated.jpg") for role in ("content", "style")]
+    assert all(s.reason.startswith("OSError: ") for s in skipped) and dataset.take_skipped() == []
     chosen = {side.index for pair in draws for side in pair}
     assert 0 not in chosen and chosen == {1, 2, 3, 4}  # every readable file, tiny and CMYK included
     for pair in draws:
         for side in pair:
             assert side.image.shape == (3, 16, 16) and side.image.dtype == torch.float32
             assert 0.0 <= side.image.min() and side.image.max() <= 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # replacements are deterministic and already known: no new warning
-        again = [dataset.draw(g) for g in range(40)]
+    again = [dataset.draw(g) for g in range(40)]
+    assert dataset.take_skipped() == []  # replacements are deterministic and the file already known: no new skip
     assert all(torch.equal(a.image, b.image) for x, y in zip(draws, again) for a, b in zip(x, y))
 
 
@@ -149,14 +167,103 @@ def test_datamodule_batches_from_awkward_folder(awkward_folder: Path, tmp_path: 
     cfg = data_cfg(awkward_folder, awkward_folder, eval_content_dir=str(eval_dir), eval_style_dir=str(eval_dir))
     datamodule = StylePairDataModule(cfg, steps_per_epoch=8, stream_seed=7)
     datamodule.setup("fit")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SkippedImageWarning)
-        batches = list(datamodule.train_dataloader())
+    batches = [datamodule.decoded(batch, torch.device("cpu")) for batch in datamodule.train_dataloader()]
     assert len(batches) == 8
     for batch in batches:
         assert set(batch) == {"content", "style"}
         for images in batch.values():
             assert images.shape == (2, 3, 16, 16) and 0.0 <= images.min() and images.max() <= 1.0
+
+
+# ---------------------------------------------------------------- unreadable and left-out files (issue 22, point 8)
+def test_every_format_pillow_decodes_is_listed_and_the_files_left_out_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    noise((20, 16), 0).save(folder / "a.png")
+    noise((20, 16), 1).convert("P").save(folder / "b.gif")
+    noise((20, 16), 2).save(folder / "c.tif")
+    noise((20, 16), 3).save(folder / "d.ppm")
+    (folder / "captions.txt").write_text("not an image")
+    (folder / "features.h5").write_bytes(b"\x89HDF\r\n\x1a\n")  # a stub format: Pillow cannot decode it
+    with caplog.at_level("WARNING", logger="lottery_style.data.images"):
+        assert [p.name for p in list_images(folder, "style")] == ["a.png", "b.gif", "c.tif", "d.ppm"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"style folder {folder}: 2 file(s) left out, not of a format Pillow decodes: captions.txt, features.h5"
+    ]
+    draw = PairDataset([folder / "b.gif"], [folder / "b.gif"], load_size=16, crop_size=8, seed=0).draw(0)[0]
+    square = Image.open(folder / "b.gif").convert("RGB").resize((16, 16), Image.Resampling.BILINEAR)
+    assert torch.equal(draw.image, TF.to_tensor(square.crop((draw.left, draw.top, draw.left + 8, draw.top + 8))))
+
+
+@pytest.fixture
+def folders_with_unreadable(tmp_path: Path) -> dict[str, Path]:
+    """A style folder with one truncated and one non-image file among a PNG and a GIF; separate eval folders."""
+    content, style = make_folder(tmp_path / "c", 3, 0), make_folder(tmp_path / "s", 1, 10)
+    noise((40, 30), 11).convert("P").save(style / "animated.gif")
+    noise((40, 40), 12).save(style / "truncated.jpg", quality=95)
+    whole = (style / "truncated.jpg").read_bytes()
+    (style / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    (style / "broken.jpg").write_bytes(b"not a jpeg")
+    return {"content": content, "style": style, "eval": make_folder(tmp_path / "e", 2, 20)}
+
+
+def test_each_unreadable_file_is_warned_about_once_per_run_whatever_the_workers_and_fits(
+    folders_with_unreadable: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two loader workers and two fits (each fit makes new workers): each bad file is drawn by several items and
+    both fits, yet named once, in the main process, and recorded with its role and reason."""
+    folders = folders_with_unreadable
+    cfg = data_cfg(folders["content"], folders["style"], num_workers=2, batch_size=4,
+                   eval_content_dir=str(folders["eval"]), eval_style_dir=str(folders["eval"]))  # fmt: skip
+    datamodule = StylePairDataModule(cfg, steps_per_epoch=6, stream_seed=7)
+    datamodule.setup("fit")
+    assert datamodule.style_files[0].name == "animated.gif"  # a GIF is a training image like any other
+    with caplog.at_level("WARNING", logger="lottery_style.data.images"):
+        for _fit in range(2):
+            for batch in datamodule.train_dataloader():
+                assert set(datamodule.decoded(batch, torch.device("cpu"))) == {"content", "style"}
+    assert datamodule.train_set is not None
+    drawn = [datamodule.train_set.draw(g)[1].index for g in range(24)]
+    assert 0 in drawn, "the seed must draw the GIF"
+    bad = [folders["style"] / "broken.jpg", folders["style"] / "truncated.jpg"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    for message, path in zip(sorted(messages), bad):
+        assert message.startswith(f"skipped unreadable style image {path} (")
+    assert messages[0].endswith("; 1 image(s) skipped in this run") and messages[1].endswith("; 2 image(s) skipped in this run")
+    record = merged_record(datamodule.skipped.entries())
+    assert record["count"] == 2 and [(e["file"], e["role"]) for e in record["files"]] == [(str(p), "style") for p in bad]
+    assert record["files"][0]["reason"].startswith("UnidentifiedImageError: ")
+    assert record["files"][1]["reason"].startswith("OSError: ") and "truncated" in record["files"][1]["reason"]
+
+
+def test_a_run_records_its_skipped_files_in_train_log_metrics_and_summary(
+    folders_with_unreadable: dict[str, Path], tmp_path: Path
+) -> None:
+    """The CLI, two rounds, two loader workers: one warning line per bad file on the terminal (Hydra's console
+    handler writes to stdout) and in train.log,
+    the count and names in each round's metrics.json and in summary.json."""
+    folders, run_dir = folders_with_unreadable, tmp_path / "run"
+    command = [sys.executable, "-m", "lottery_style.train", *TINY, "pruning.rounds=1", "data=folders",
+               f"data.content_dir={folders['content']}", f"data.style_dir={folders['style']}", "data.num_workers=2",
+               f"data.eval_content_dir={folders['eval']}", f"data.eval_style_dir={folders['eval']}",
+               f"hydra.run.dir={run_dir}"]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, check=False, text=True, timeout=900,
+                            env={**os.environ, "CI": "true"}, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    bad = [str(folders["style"] / "broken.jpg"), str(folders["style"] / "truncated.jpg")]
+    log = (run_dir / "train.log").read_text()
+    for path in bad:
+        assert (result.stdout + result.stderr).count(f"skipped unreadable style image {path} (") == 1, result.stdout
+        assert log.count(f"skipped unreadable style image {path} (") == 1
+    assert f"2 unreadable image(s) skipped in this run, named in {run_dir / 'summary.json'}" in log
+    for index in (0, 1):
+        record = json.loads((run_dir / f"round_{index:02d}" / "metrics.json").read_text())["skipped_images"]
+        assert record["count"] == 2 and [entry["file"] for entry in record["files"]] == bad
+    summary = json.loads((run_dir / "summary.json").read_text())["skipped_images"]
+    assert summary["count"] == 2 and [entry["file"] for entry in summary["files"]] == bad
 
 
 # ---------------------------------------------------------------- determinism
@@ -229,6 +336,7 @@ class _Recorder(L.LightningModule):
         self.seen: list[float] = []
 
     def training_step(self, batch: dict[str, torch.Tensor], index: int) -> torch.Tensor:
+        assert set(batch) == {"content", "style"}  # the datamodule's hook took the skipped files off
         self.seen.append(batch["content"].sum().item() + 1_000 * batch["style"].sum().item())
         return self.weight * batch["content"].mean()
 

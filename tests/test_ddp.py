@@ -24,10 +24,13 @@ from tests.conftest import TINY, compose_train
 TICKET_FILES = {"DONE", "config.yaml", "grid.png", "logs", "metrics.json", TICKET_FILE}
 
 
-def run_cli(args: list[str], cwd: Path, multirun: bool = False) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], cwd: Path, multirun: bool = False, hardware: str = "ddp_cpu"
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "CI": "true"}
     mode = ["-m"] if multirun else []
-    command = [sys.executable, "-m", "lottery_style.train", *mode, *TINY, "training.steps=2", "hardware=ddp_cpu", *args]
+    command = [sys.executable, "-m", "lottery_style.train", *mode, *TINY, "training.steps=2", f"hardware={hardware}",
+               *args]  # fmt: skip
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False, text=True, timeout=900, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-3000:]
     return result

@@ -6,7 +6,6 @@ There is no GPU here, so every test runs the path's CPU equivalent: the same cod
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 from lottery_style.core.config import Decode
-from lottery_style.data import DataError, PairDataset, SkippedImageWarning, StylePairDataModule, list_images
+from lottery_style.data import DataError, PairDataset, StylePairDataModule, list_images
 from lottery_style.data.device_decode import UncutBatch, collate_uncut, decode_batch
 from lottery_style.data.prepare import prepare_folder
 from lottery_style.engine.lottery import LotteryRun
@@ -49,9 +48,7 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 def loader_batches(cfg: object, count: int) -> tuple[list[object], StylePairDataModule]:
     datamodule = StylePairDataModule(cfg, steps_per_epoch=count, stream_seed=11)
     datamodule.setup("fit")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SkippedImageWarning)
-        return list(iter(datamodule.train_dataloader())), datamodule
+    return list(iter(datamodule.train_dataloader())), datamodule
 
 
 def test_device_decode_draws_pils_files_and_positions_with_pixels_within_one_level(folders: tuple[Path, Path]) -> None:
@@ -63,50 +60,48 @@ def test_device_decode_draws_pils_files_and_positions_with_pixels_within_one_lev
     assert device_dm.train_set is not None and pil_dm.train_set is not None
     truncated = folders[1] / "truncated.jpg"
     differences = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SkippedImageWarning)
-        for uncut, reference in zip(uncut_batches, pil_batches, strict=True):
-            assert isinstance(uncut, UncutBatch)
-            draws = [pil_dm.train_set.draw(g) for g in uncut.indices]
-            for side, role in enumerate(("content", "style")):
-                files = device_dm.train_set.files[role]
-                uncut_side = getattr(uncut, role)
-                for draw, file, position in zip((d[side] for d in draws), uncut_side.files, uncut_side.positions):
-                    if files[file] != truncated:  # re-drawn after the decode: the pixels below say where
-                        assert (file, position) == (draw.index, (draw.top, draw.left))
-            decoded = device_dm.decoded(uncut, CPU)
-            for role in ("content", "style"):
-                assert decoded[role].shape == reference[role].shape == (4, 3, CROP, CROP)
-                differences.append((decoded[role] - reference[role]).abs().flatten())
+    for uncut, reference in zip(uncut_batches, pil_batches, strict=True):
+        assert isinstance(uncut, UncutBatch)
+        draws = [pil_dm.train_set.draw(g) for g in uncut.indices]
+        for side, role in enumerate(("content", "style")):
+            files = device_dm.train_set.files[role]
+            uncut_side = getattr(uncut, role)
+            for draw, file, position in zip((d[side] for d in draws), uncut_side.files, uncut_side.positions):
+                if files[file] != truncated:  # re-drawn after the decode: the pixels below say where
+                    assert (file, position) == (draw.index, (draw.top, draw.left))
+        decoded = device_dm.decoded(uncut, CPU)
+        reference = pil_dm.decoded(reference, CPU)
+        for role in ("content", "style"):
+            assert decoded[role].shape == reference[role].shape == (4, 3, CROP, CROP)
+            differences.append((decoded[role] - reference[role]).abs().flatten())
     difference = torch.cat(differences)
     assert difference.mean() <= MEAN_ABS_TOLERANCE and difference.max() <= MAX_ABS_TOLERANCE
-    for datamodule in (pil_dm, device_dm):  # skipped on both paths, drawn in these batches
+    for datamodule in (pil_dm, device_dm):  # skipped on both paths, drawn in these batches, recorded once each
         assert datamodule.train_set.sources["style"].reader.unreadable == {folders[1] / "broken.jpg", truncated}
+        assert sorted((e["file"], e["role"]) for e in datamodule.skipped.entries()) == [
+            (str(folders[1] / "broken.jpg"), "style"), (str(truncated), "style")
+        ]  # fmt: skip
 
 
 def test_a_truncated_jpeg_is_skipped_counted_once_and_replaced_by_pils_draw(folders: tuple[Path, Path]) -> None:
     """Its header parses in the worker; the batched decode fails, each file is decoded alone, the truncated one is
-    warned about and counted once, and its item's style side is re-drawn to pil's replacement."""
+    skipped once (handed on for the run's record), and its item's style side is re-drawn to pil's replacement."""
     content, style = (list_images(folder, role) for folder, role in zip(folders, ("content", "style")))
     pil = PairDataset(content, style, LOAD, CROP, seed=5, decode=Decode.pil)
     device = PairDataset(content, style, LOAD, CROP, seed=5, decode=Decode.device)
     truncated = style.index(folders[1] / "truncated.jpg")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SkippedImageWarning)
-        items = [device[g] for g in range(40)]
-        pil_styles = [pil.draw(g)[1].image for g in range(40)]
-    hits = [g for g, (_, _, style_draw) in enumerate(items) if style_draw.index == truncated]
+    items = [device[g] for g in range(40)]
+    pil_styles = [pil.draw(g)[1].image for g in range(40)]
+    hits = [g for g, (_, _, style_draw, _) in enumerate(items) if style_draw.index == truncated]
     assert len(hits) >= 2, "the seed must draw the truncated file at least twice in these items"
     for nth, hit in enumerate(hits[:2]):  # the batches of 4 holding its first two draws
         first = hit // 4 * 4
-        with warnings.catch_warnings(record=True) as record:
-            warnings.simplefilter("always", SkippedImageWarning)
-            decoded = decode_batch(collate_uncut(items[first : first + 4]), device, CPU)
-        messages = [str(w.message) for w in record if str(style[truncated]) in str(w.message)]
+        decoded = decode_batch(collate_uncut(items[first : first + 4]), device, CPU)
+        skipped = [s for s in device.take_skipped() if s.path == style[truncated]]
         if nth == 0:
-            assert len(messages) == 1 and "RuntimeError" in messages[0] and "truncated" in messages[0]
+            assert len(skipped) == 1 and "RuntimeError" in skipped[0].reason and "truncated" in skipped[0].reason
         else:
-            assert messages == []  # known now: skipped without another warning
+            assert skipped == []  # known now: skipped without being handed on again
         reference = torch.stack(pil_styles[first : first + 4])
         assert (decoded["style"] - reference).abs().max() <= MAX_ABS_TOLERANCE
     assert style[truncated] in device.sources["style"].reader.unreadable
@@ -151,9 +146,7 @@ def test_a_tiny_snip_run_trains_on_device_decoded_batches(folders: tuple[Path, P
                  "data.decode=device", "data.num_workers=1", "pruning=snip", "pruning.rounds=1",
                  "training.steps=2"]  # fmt: skip
     run_dir = tmp_path / "run"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SkippedImageWarning)
-        LotteryRun(compose_train(overrides, output_dir=run_dir), run_dir).run()
+    LotteryRun(compose_train(overrides, output_dir=run_dir), run_dir).run()
     for index in (0, 1):
         metrics = json.loads((round_dir(run_dir, index) / "metrics.json").read_text())
         assert torch.isfinite(torch.tensor(metrics["E"]))

@@ -15,6 +15,7 @@ command whose cost or output a page quotes does. Other programs' commands (pip, 
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -292,12 +293,19 @@ def test_the_pages_show_the_commands_this_test_checks() -> None:
 
 
 @pytest.mark.parametrize("command", LOTTERY_COMMANDS, ids=[c.where for c in LOTTERY_COMMANDS])
-def test_every_lottery_style_command_is_composed_at_test_size(command: Command) -> None:
+def test_every_lottery_style_command_is_composed_at_test_size(
+    command: Command, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     arguments = command.after("lottery-style")
     assert arguments is not None
     missing = [option for option, (module, _) in OPTION_EXTRAS.items() if option in arguments and not installed(module)]
     if missing:
         pytest.skip(f"{missing[0]} needs an extra that is not installed")
+    # A SLURM command is composed, not submitted: a stand-in srun passes the check that refuses it off a cluster.
+    srun = tmp_path / "srun"
+    srun.write_text("#!/bin/sh\nexit 1\n")
+    srun.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     try:
         dry_run(arguments)
     except SystemExit as error:  # argparse's way of refusing a tool's arguments

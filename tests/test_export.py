@@ -21,7 +21,7 @@ def _ticket(sparsity: float = SPARSITY) -> tuple[dict[str, torch.Tensor], dict[s
     net[2].running_mean.normal_()
     net[2].num_batches_tracked += 7
     weights = {name: p for name, p in net.named_parameters() if p.dim() > 1}
-    masks = magnitude_prune(weights, dense_masks(weights), sparsity)
+    masks = magnitude_prune(weights, dense_masks(weights), sparsity, tie_seed=0)
     with torch.no_grad():
         for name, mask in masks.items():
             weights[name].masked_fill_(~mask, 0.0)  # +0.0 everywhere: then every bit must survive
@@ -51,7 +51,7 @@ def test_masks_applied_by_multiplication_load_equal(tmp_path) -> None:
     """mul_ leaves -0.0 at negative pruned weights; they come back as +0.0, which compares equal."""
     torch.manual_seed(1)
     weight = nn.Conv2d(4, 8, 3).weight
-    masks = magnitude_prune({"w": weight}, dense_masks({"w": weight}), 0.5)
+    masks = magnitude_prune({"w": weight}, dense_masks({"w": weight}), 0.5, tie_seed=0)
     apply_masks({"w": weight}, masks)
     export_ticket({"w": weight.detach()}, masks, tmp_path / "t.lst")
     loaded, _ = load_ticket_export(tmp_path / "t.lst")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from PIL import Image
 
 from lottery_style.cli import main as cli_main
 from lottery_style.core.config import DataConfig, Decode
-from lottery_style.data import DataError, PairDataset, SkippedImageWarning, StylePairDataModule, list_images
+from lottery_style.data import DataError, PairDataset, StylePairDataModule, list_images
 from lottery_style.data.crops import resized_crop
 from lottery_style.data.prepare import prepare_folder
 from lottery_style.data.prepared import MANIFEST, read_prepared
@@ -82,9 +81,7 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def draws(dataset: PairDataset, count: int = 24) -> list[tuple]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SkippedImageWarning)
-        return [dataset.draw(g) for g in range(count)]
+    return [dataset.draw(g) for g in range(count)]
 
 
 def test_every_path_draws_todays_files_and_positions_with_its_stated_pixels(
@@ -137,14 +134,17 @@ def test_preparation_is_resumable_and_counts_bad_files(folders: tuple[Path, Path
         prepare_folder(source, target, 128, workers=1, progress=False)
     with pytest.raises(DataError, match=rf"^DST {source / 'prepared'} lies inside SRC {source}: [^\n]*$"):
         prepare_folder(source, source / "prepared", LOAD, workers=1, progress=False)
+    manifest["format"] = 1  # prepared before images were turned upright and 16-bit ones scaled: not reused
+    (target / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match=rf"^{target / MANIFEST} has format=1: expected 2 [^\n]*; delete {target} and"):
+        prepare_folder(source, target, LOAD, workers=1, progress=False)
 
 
 def batches(cfg: DataConfig, count: int = 3) -> tuple[list[dict[str, torch.Tensor]], StylePairDataModule]:
     datamodule = StylePairDataModule(cfg, steps_per_epoch=count, stream_seed=11)
     datamodule.setup("fit")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SkippedImageWarning)
-        return list(itertools.islice(iter(datamodule.train_dataloader()), count)), datamodule
+    loader = itertools.islice(iter(datamodule.train_dataloader()), count)
+    return [datamodule.decoded(batch, torch.device("cpu")) for batch in loader], datamodule
 
 
 def test_datamodule_reads_a_prepared_folder_like_its_source(folders: tuple[Path, Path], tmp_path: Path) -> None:

@@ -115,12 +115,13 @@ def test_random_reinit_keeps_imp_masks_with_fresh_weights(imp: RecordingRun, tmp
 
 
 def test_oneshot_prunes_the_dense_weights_once_to_each_target(tmp_path) -> None:
-    run(tmp_path, "pruning=oneshot")
+    lottery = run(tmp_path, "pruning=oneshot")
     dense = load_round(round_dir(tmp_path, 0))[0]
     scope = masks_of(tmp_path, 0)
     weights = {k: dense[k] for k in scope}
     for index in range(1, ROUNDS + 1):
-        expected = magnitude_prune(weights, dense_masks(weights), 1 - (1 - RATE) ** index)
+        tie_seed = lottery.control_seed * 1_000 + index  # the round's control seed orders its ties
+        expected = magnitude_prune(weights, dense_masks(weights), 1 - (1 - RATE) ** index, tie_seed=tie_seed)
         ours = masks_of(tmp_path, index)
         assert all(torch.equal(ours[k], expected[k]) for k in expected), index
 

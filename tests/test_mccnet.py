@@ -8,6 +8,7 @@ from dataclasses import fields
 import pytest
 import torch
 
+from lottery_style.models.components.stats import total_variation
 from lottery_style.models.mccnet import MCCBlock, MCCNet, MCCNetLossWeights
 from tests.conftest import TINY, compose_train, overfit, tiny_model
 
@@ -109,6 +110,19 @@ def test_yaml_composes_with_the_reference_weights():
     assert dict(cfg.loss_weights) == {
         "content": 3.0, "style": 10.0, "identity1": 70.0, "identity2": 1.0, "illumination": 3000.0, "tv": 1e-4,
     }  # fmt: skip
+
+
+def test_total_variation_is_summed_over_the_batch_as_the_reference_does(plus):
+    """MCCNet's net.py: ``tv_loss = torch.sum(|dx|) + torch.sum(|dy|)`` over the whole batch, times 10e-5 in train.py."""
+    image = torch.tensor([[[[0.0, 1.0, 3.0], [2.0, 2.0, 2.0]]], [[[1.0, 1.0, 1.0], [1.0, 1.0, 5.0]]]])
+    # by hand: sample 0 has |dx| 1+2+0+0 and |dy| 2+1+1, 7 in all; sample 1 has |dx| 0+0+0+4 and |dy| 0+0+4, 8
+    assert total_variation(image).tolist() == [7.0, 8.0]
+    model = plus
+    assert model.weighted_loss({"tv": total_variation(image)}).item() == pytest.approx(10e-5 * (7 + 8), rel=1e-6)
+    assert model.weighted_loss({"content": torch.tensor([1.0, 3.0])}).item() == pytest.approx(3.0 * 2.0)  # a mean
+    y = torch.rand(3, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+    reference = torch.sum(torch.abs(y[:, :, :, :-1] - y[:, :, :, 1:])) + torch.sum(torch.abs(y[:, :, :-1, :] - y[:, :, 1:, :]))
+    assert model.weighted_loss({"tv": total_variation(y)}).item() == pytest.approx(10e-5 * reference.item(), rel=1e-5)
 
 
 def test_short_overfit_lowers_weighted_loss():

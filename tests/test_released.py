@@ -118,6 +118,41 @@ class MulLayer(nn.Module):
         self.compress, self.unzip = nn.Conv2d(512, 32, 1, 1, 0), nn.Conv2d(32, 512, 1, 1, 0)
 
 
+class AdaAttNBlock(nn.Module):
+    """Huage001/AdaAttN ``networks.AdaAttN``: f, g on the keys, h on the raw style features (no output conv)."""
+
+    def __init__(self, in_planes: int, key_planes: int):
+        super().__init__()
+        self.f, self.g = nn.Conv2d(key_planes, key_planes, (1, 1)), nn.Conv2d(key_planes, key_planes, (1, 1))
+        self.h = nn.Conv2d(in_planes, in_planes, (1, 1))
+        self.sm = nn.Softmax(dim=-1)
+
+
+class AdaAttNTransformer(nn.Module):
+    """Huage001/AdaAttN ``networks.Transformer(in_planes=512, key_planes=960, shallow_layer=True)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.attn_adain_4_1 = AdaAttNBlock(512, 512 + 256 + 128 + 64)
+        self.attn_adain_5_1 = AdaAttNBlock(512, 512 + 256 + 128 + 64 + 512)
+        self.upsample5_1 = nn.Upsample(scale_factor=2, mode="nearest")
+        self.merge_conv_pad = nn.ReflectionPad2d((1, 1, 1, 1))
+        self.merge_conv = nn.Conv2d(512, 512, (3, 3))
+
+
+class AdaAttNDecoder(nn.Module):
+    """Huage001/AdaAttN ``networks.Decoder(skip_connection_3=True)``: the relu3_1 skip joins decoder_layer_2."""
+
+    def __init__(self):
+        super().__init__()
+        standard = list(reference_decoder().children())
+        self.decoder_layer_1 = nn.Sequential(*standard[:4])
+        self.decoder_layer_2 = nn.Sequential(nn.ReflectionPad2d((1, 1, 1, 1)), nn.Conv2d(256 + 256, 256, (3, 3)), *standard[6:])
+
+    def forward(self, cs: torch.Tensor, c_adain_3_feat: torch.Tensor) -> torch.Tensor:
+        return self.decoder_layer_2(torch.cat((self.decoder_layer_1(cs), c_adain_3_feat), dim=1))
+
+
 def saved(module: nn.Module, path: Path) -> Path:
     torch.manual_seed(7)
     for param in module.parameters():
@@ -189,6 +224,59 @@ def test_lst_decoder_and_transform_files_load_bit_exactly(tmp_path: Path) -> Non
     assert torch.equal(model.decoder(features), decoder(features))
     names = {k: k.replace("snet.", "style_net.").replace("cnet.", "content_net.") for k, _ in transform.named_parameters()}
     assert_same(transform, model.transform, names)
+
+
+def adaattn_files(folder: Path) -> tuple[Path, Path, Path]:
+    """The reference's three checkpoints as its save_networks writes them: ``latest_net_<name>.pth``."""
+    folder.mkdir(exist_ok=True)
+    transformer = saved(AdaAttNTransformer(), folder / "latest_net_transformer.pth")
+    skip = saved(AdaAttNBlock(256, 256 + 128 + 64), folder / "latest_net_adaattn_3.pth")
+    return transformer, skip, saved(AdaAttNDecoder(), folder / "latest_net_decoder.pth")
+
+
+def test_adaattn_transformer_with_its_skip_block_and_decoder_files_load_bit_exactly(tmp_path: Path) -> None:
+    transformer_file, skip_file, decoder_file = adaattn_files(tmp_path)
+    model = tiny_model("adaattn", transform={"path": str(transformer_file)}, decoder={"path": str(decoder_file)})
+    released = nn.Module()
+    released.transformer, released.skip = AdaAttNTransformer(), AdaAttNBlock(256, 448)
+    released.transformer.load_state_dict(torch.load(transformer_file, weights_only=True))
+    released.skip.load_state_dict(torch.load(skip_file, weights_only=True))
+    projections = (("f", "query"), ("g", "key"), ("h", "value"))
+    names = {f"{theirs}.{t}.{p}": f"{ours}.{m}.{p}" for theirs, ours in (("skip", "a3"), ("transformer.attn_adain_4_1", "a4"),
+             ("transformer.attn_adain_5_1", "a5")) for t, m in projections for p in ("weight", "bias")}  # fmt: skip
+    names.update({"transformer.merge_conv.weight": "merge.1.weight", "transformer.merge_conv.bias": "merge.1.bias"})
+    assert_same(released, model.transform, names)
+    decoder = AdaAttNDecoder()
+    decoder.load_state_dict(torch.load(decoder_file, weights_only=True))
+    features, skip = torch.randn(1, 512, 4, 4), torch.randn(1, 256, 8, 8)
+    assert torch.equal(model.decoder(features, skip), decoder(features, skip))
+    layers = {"decoder_layer_1": "head", "decoder_layer_2": "tail"}
+    assert_same(decoder, model.decoder, {k: f"{layers[k.split('.')[0]]}.{k.split('.', 1)[1]}" for k, _ in decoder.named_parameters()})
+
+
+def test_a_wrong_adaattn_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    transformer_file, skip_file, decoder_file = adaattn_files(tmp_path)
+    with pytest.raises(WeightsError) as error:  # the decoder given as the transform
+        tiny_model("adaattn", transform={"path": str(decoder_file)})
+    assert str(error.value) == (f"model.transform.path={decoder_file} is not named <epoch>_net_transformer.pth: expected "
+                                "Huage001/AdaAttN <epoch>_net_transformer.pth (attn_adain_4_1, attn_adain_5_1, merge_conv) "
+                                "with <epoch>_net_adaattn_3.pth (f, g, h) beside it")  # fmt: skip
+    renamed = tmp_path / "other"
+    renamed.mkdir()
+    decoder_file.rename(renamed / "latest_net_transformer.pth")  # a decoder saved under the transformer's name
+    with pytest.raises(WeightsError) as error:
+        tiny_model("adaattn", transform={"path": str(renamed / "latest_net_transformer.pth")})
+    assert "\n" not in str(error.value)
+    assert str(error.value).startswith(f"{renamed / 'latest_net_adaattn_3.pth'}, the file beside model.transform.path, does not exist")
+    skip_file.rename(renamed / "latest_net_adaattn_3.pth")
+    with pytest.raises(WeightsError) as error:
+        tiny_model("adaattn", transform={"path": str(renamed / "latest_net_transformer.pth")})
+    message = str(error.value)
+    assert "\n" not in message and " does not fit Huage001/AdaAttN <epoch>_net_transformer.pth" in message
+    assert "missing keys attn_adain_4_1.f.weight, attn_adain_4_1.f.bias, attn_adain_4_1.g.weight (+11 more)" in message
+    assert "unexpected keys decoder_layer_1.1.weight, decoder_layer_1.1.bias, decoder_layer_2.1.weight (+15 more)" in message
+    with pytest.raises(WeightsError, match=r"^model.decoder.path=.* does not fit Huage001/AdaAttN <epoch>_net_decoder.pth"):
+        tiny_model("adaattn", decoder={"path": str(transformer_file)})
 
 
 def test_a_file_of_another_layout_is_refused_in_one_line(tmp_path: Path) -> None:

@@ -207,7 +207,7 @@ def _small_ticket(sparsity: float) -> tuple[Tensors, Tensors]:
         nn.Conv2d(3, 64, 3), nn.Conv2d(64, 128, 3), nn.BatchNorm2d(128), nn.Conv2d(128, 256, 3), nn.Linear(256, 32)
     )
     weights = {name: p for name, p in net.named_parameters() if p.dim() > 1 and not name.startswith("4.")}
-    masks = magnitude_prune(weights, dense_masks(weights), sparsity)
+    masks = magnitude_prune(weights, dense_masks(weights), sparsity, tie_seed=0)
     with torch.no_grad():
         for name, mask in masks.items():
             weights[name].mul_(mask)

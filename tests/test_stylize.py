@@ -23,6 +23,7 @@ from lottery_style.tickets.paths import DONE, round_dir
 from lottery_style.tickets.storage import save_round
 from lottery_style.tools.stylize import fitted_size
 from tests.conftest import TINY, compose_train, tiny_model
+from tests.test_true_pixels import HEIGHT, WIDTH, write_grey16, write_rotated
 
 
 def write_image(path: Path, width: int, height: int, seed: int) -> Path:
@@ -59,21 +60,26 @@ def images(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture(scope="module")
-def visible_ticket(run_dir: Path, images: dict[str, Path], tmp_path_factory) -> Path:
-    """Round 1 with its last decoder layer rescaled so that the test content's reconstruction spans [0, 1]:
-    a 2-step decoder outputs nearly a constant ~0.003, which 8-bit PNGs would round to 0 whatever the input."""
-    folder = tmp_path_factory.mktemp("visible") / "round_01"
-    shutil.copytree(round_dir(run_dir, 1), folder)
+def made_visible(source: Path, folder: Path, content: torch.Tensor) -> Path:
+    """A copy of round folder ``source`` as ``folder``, its last decoder layer rescaled so that the reconstruction
+    of ``content`` (a batch) spans [0, 1]: a 2-step decoder outputs nearly a constant ~0.003, which 8-bit PNGs
+    would round to 0 whatever the input."""
+    shutil.copytree(source, folder)
     model, parts = load_ticket(folder)
     last = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     with torch.no_grad():
-        linear = model.decoder(model.encoder(as_batch(images["square"]))[-1]) - last.bias.view(1, -1, 1, 1)
+        linear = model.decoder(model.encoder(content)[-1]) - last.bias.view(1, -1, 1, 1)
         scale = 0.2 / linear.std(dim=(0, 2, 3))
         last.weight.mul_(scale.view(-1, 1, 1, 1))
         last.bias.copy_(0.5 - linear.mean(dim=(0, 2, 3)) * scale)
     save_round(folder, trainable_state(model), parts.masks)
     return folder
+
+
+@pytest.fixture(scope="module")
+def visible_ticket(run_dir: Path, images: dict[str, Path], tmp_path_factory) -> Path:
+    """Round 1, made visible on the square test content."""
+    return made_visible(round_dir(run_dir, 1), tmp_path_factory.mktemp("visible") / "round_01", as_batch(images["square"]))
 
 
 def test_every_content_with_every_style_at_the_documented_sizes(run_dir, images, tmp_path) -> None:
@@ -155,3 +161,53 @@ def test_a_torchvision_vgg_ticket_loads_in_its_own_layout_without_download(tmp_p
     assert loaded.encoder.layout is Layout.torchvision
     for key, value in trainable_state(model).items():
         assert torch.equal(trainable_state(loaded)[key], value), key
+
+
+def test_rotated_and_16_bit_contents_stylize_as_their_upright_8_bit_twins(run_dir, images, tmp_path) -> None:
+    """Issue 22, points 6 and 7, through the whole tool: an EXIF-rotated JPEG's output is its upright twin's, at
+    the upright size, and a 16-bit grey PNG's is its 8-bit twin's (``--alpha 0`` and a ticket made visible on
+    the twins: the outputs follow the content)."""
+    contents = tmp_path / "contents"
+    contents.mkdir()
+    rotated, grey = write_rotated(tmp_path / "made", 6), write_grey16(tmp_path / "made")
+    for path in (*rotated.values(), *grey.values()):
+        shutil.copy(path, contents / path.name)
+    twins = torch.cat([as_batch(rotated["twin"]), as_batch(grey["twin"])])
+    ticket = made_visible(round_dir(run_dir, 1), tmp_path / "visible" / "round_01", twins)
+    assert main(["stylize", "--ticket", str(ticket), "--content", str(contents), "--style", str(images["style"]),
+                 "--out", str(tmp_path / "out"), "--alpha", "0", "--keep-size"]) == 0  # fmt: skip
+    rotated, upright = read_png(tmp_path / "out" / "rotated6__style.png"), read_png(tmp_path / "out" / "twin6__style.png")
+    assert rotated.shape == (HEIGHT, WIDTH, 3) and rotated.std() > 10  # a portrait, and not a constant
+    assert np.array_equal(rotated, upright)
+    sixteen, eight = read_png(tmp_path / "out" / "grey16__style.png"), read_png(tmp_path / "out" / "twin__style.png")
+    assert sixteen.std() > 10 and np.array_equal(sixteen, eight)
+
+
+def test_a_folder_with_unreadable_images_is_stylized_with_each_named_and_a_non_zero_exit(
+    run_dir, images, tmp_path, capsys
+) -> None:
+    """Issue 22, point 9: every readable pair is written, each unreadable file gets one line, then the total, and
+    the exit code says the folder was not complete."""
+    contents, styles = tmp_path / "contents", tmp_path / "styles"
+    contents.mkdir()
+    styles.mkdir()
+    shutil.copy(images["contents"] / "wide.png", contents)
+    shutil.copy(images["square"], contents)
+    (contents / "a_broken.jpg").write_bytes(b"not a jpeg")
+    whole = (contents / "wide.png").read_bytes()
+    (contents / "z_truncated.png").write_bytes(whole[: len(whole) // 2])
+    shutil.copy(images["style"], styles)
+    (styles / "bad.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    assert main(["stylize", "--ticket", str(round_dir(run_dir, 1)), "--content", str(contents),
+                 "--style", str(styles), "--out", str(out), "--size", "32"]) == 2  # fmt: skip
+    printed = capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["square__style.png", "wide__style.png"]
+    assert printed.out.splitlines() == [str(out / "square__style.png"), str(out / "wide__style.png")]
+    lines = printed.err.strip().splitlines()
+    skipped = [styles / "bad.png", contents / "a_broken.jpg", contents / "z_truncated.png"]
+    assert len(lines) == 5
+    for line, role, path in zip(lines, ("style", "content", "content"), skipped):
+        assert line.startswith(f"lottery-style stylize: skipped unreadable {role} image {path} (")
+    assert lines[3] == f"2 stylized image(s) in {out}"
+    assert lines[4] == "lottery-style stylize: error: 3 unreadable image(s) skipped, named above"

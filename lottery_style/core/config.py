@@ -62,12 +62,18 @@ class Range:
         if self.choices is not None:
             return f"one of {', '.join(map(str, self.choices))}"
         if self.high is None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
-        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+            return f"{'>' if self.low_open else '>='} {_bound(self.low)}"
+        return f"in {'(' if self.low_open else '['}{_bound(self.low)}, {_bound(self.high)}{')' if self.high_open else ']'}"
+
+
+def _bound(value: float | None) -> str:
+    """A range's end as written: a whole number in full (4294967295, not 4.29497e+09)."""
+    return str(int(value)) if value is not None and float(value).is_integer() else f"{value:g}"
 
 
 POSITIVE = Range(low=0, low_open=True)
 NON_NEGATIVE = Range(low=0)
+SEED = Range(low=0, high=2**32 - 1)  # what numpy's and Lightning's seeding accept
 
 
 def option(
@@ -244,7 +250,9 @@ class PruningConfig:
     matching_tolerance: float = option(
         0.0, help="relative margin: a round matches if E <= E_dense * (1 + matching_tolerance)", valid=NON_NEGATIVE
     )
-    seed: int | None = option(None, help="random masks and re-initialisations; null: the replicate seed (root seed)")
+    seed: int | None = option(
+        None, help="random masks and re-initialisations; null: the replicate seed (root seed)", valid=SEED
+    )
 
 
 @dataclass
@@ -279,8 +287,12 @@ class DataConfig:
     eval_load_size: int | None = option(None, help="with eval_crops > 1: shorter side before cropping; null: eval_size")
     eval_batch_size: int = option(8, help="pairs per evaluation batch", valid=POSITIVE)
     grid_pairs: int = option(4, help="pairs shown in each round's PNG grid", valid=NON_NEGATIVE)
-    eval_seed: int = option(1234, help="which files form the fixed evaluation pairs: the same for every replicate")
-    stream_seed: int | None = option(None, help="the training pair stream; null: the replicate seed (root seed)")
+    eval_seed: int = option(
+        1234, help="which files form the fixed evaluation pairs: the same for every replicate", valid=SEED
+    )
+    stream_seed: int | None = option(
+        None, help="the training pair stream; null: the replicate seed (root seed)", valid=SEED
+    )
 
 
 @dataclass
@@ -333,7 +345,7 @@ class TrainConfig:
     logger: LoggerConfig = option(factory=LoggerConfig, help="CSV or Weights & Biases")
     training: TrainingConfig = option(factory=TrainingConfig, help="steps per round, checkpoints, logging, speed")
     experiment_name: str = option("default", help="names the run's folder: outputs/<experiment_name>/...")
-    seed: int = option(0, help="the replicate seed: weights, training stream and control draws", valid=NON_NEGATIVE)
+    seed: int = option(0, help="the replicate seed: weights, training stream and control draws", valid=SEED)
     output_dir: str = option(MISSING, help="the run folder; set by Hydra from hydra.run.dir")
     extensions: list[str] = option(
         factory=list, help="modules imported before the config is composed: your own models, methods and metrics"

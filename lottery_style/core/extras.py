@@ -1,4 +1,4 @@
-"""The optional extras of ``pyproject.toml`` that a config option needs, and whether they are installed."""
+"""What a config option needs beyond the core install: extras of ``pyproject.toml``, commands of the machine."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import importlib.util
 # "group=option" -> (the module it needs, the extra that installs it)
 OPTION_EXTRAS: dict[str, tuple[str, str]] = {
     "launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+}
+# "group=option" -> (a command it runs, what provides that command): submitit's SLURM executor needs ``srun``
+# on the PATH, and only finds out after Hydra made the sweep folder.
+OPTION_COMMANDS: dict[str, tuple[str, str]] = {
+    "launcher=slurm": ("srun", "a SLURM cluster"),
 }
 
 

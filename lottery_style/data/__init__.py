@@ -1,7 +1,7 @@
 """Content/style image pairs: folder listing, robust loading, seeded pairs, the sample set, the datamodule."""
 
 from lottery_style.data.datamodule import StylePairDataModule, check_data_config
-from lottery_style.data.images import DataError, NoImagesError, SkippedImageWarning, list_images
+from lottery_style.data.images import DataError, NoImagesError, SkippedFile, SkippedImages, list_images
 from lottery_style.data.pairs import EvalPairs, PairDataset, PairLoader, PairSampler
 from lottery_style.data.sample import sample_dirs
 
@@ -12,7 +12,8 @@ __all__ = [
     "PairDataset",
     "PairLoader",
     "PairSampler",
-    "SkippedImageWarning",
+    "SkippedFile",
+    "SkippedImages",
     "StylePairDataModule",
     "check_data_config",
     "list_images",

@@ -25,7 +25,7 @@ from PIL import Image
 from torch import Tensor
 
 from lottery_style.core.config import Decode
-from lottery_style.data.images import ImageReader, open_rgb
+from lottery_style.data.images import ImageReader, is_upright, open_rgb
 
 Opened = Image.Image | np.ndarray | Tensor
 # JPEG modes every decoder turns into RGB alike; a CMYK or YCCK JPEG (rare: print scans) is decoded by PIL.
@@ -51,7 +51,7 @@ def resized_crop(image: Image.Image, load_size: int, top: int, left: int, crop_s
 
 class CropSource(Protocol):
     """The images of one side (content or style): ``open`` an image by index (None: unreadable,
-    already warned about and counted by ``reader``), then ``crop`` it once the crop position is drawn
+    remembered by ``reader``), then ``crop`` it once the crop position is drawn
     (float [3, crop, crop]; :class:`UncutImages` returns the image uncut)."""
 
     reader: ImageReader
@@ -127,8 +127,11 @@ class PreparedCrops:
 
 
 def read_uncut(path: Path) -> np.ndarray | Tensor:
-    """What a loader worker sends for ``Decode.device``: a JPEG's bytes, its header parsed but nothing decoded;
-    a file of another format (or a CMYK or YCCK JPEG) decoded here as ``pil`` decodes it, uint8 [3, H, W].
+    """What a loader worker sends for ``Decode.device``: an upright JPEG's bytes, its header parsed but nothing
+    decoded; a file of another format, a CMYK or YCCK JPEG, or a JPEG stored rotated (an EXIF orientation but 1)
+    decoded here as ``pil`` decodes it, uint8 [3, H, W]. The batched nvjpeg decode ignores EXIF orientation
+    (torchvision 0.29 applies ``apply_exif_orientation`` on the CPU only), so a rotated photo is turned upright
+    here, by the same :func:`~lottery_style.data.images.open_rgb` as on every other path.
 
     Parsing the header rejects, in the worker and as on every path, a file that is not an image at all; a
     JPEG with broken data fails only when decoded (:mod:`~lottery_style.data.device_decode`). The bytes are
@@ -136,7 +139,7 @@ def read_uncut(path: Path) -> np.ndarray | Tensor:
     ``decode_jpeg`` wants its input on the CPU.
     """
     with Image.open(path) as image:  # reads the header only
-        uncut = image.format == "JPEG" and image.mode in UNCUT_JPEG_MODES
+        uncut = image.format == "JPEG" and image.mode in UNCUT_JPEG_MODES and is_upright(image)
     return np.fromfile(path, dtype=np.uint8) if uncut else TF.pil_to_tensor(open_rgb(path))
 
 

@@ -12,6 +12,13 @@ or Lightning would wrap the sampler and shard the stream a second time.
 uncut batches, which :meth:`StylePairDataModule.on_after_batch_transfer` decodes
 and cuts on each rank's own device (:mod:`lottery_style.data.device_decode`).
 
+Unreadable images: the loader workers are separate processes, re-made for
+every fit, so each batch carries the files its items found unreadable, and
+:meth:`StylePairDataModule.decoded` adds them to :attr:`StylePairDataModule.skipped`
+(with the evaluation files skipped at setup): one log warning per file for the
+whole run (in DDP, per rank: each rank reads its own slice), and the record a
+round writes into ``metrics.json``, gathered from every rank.
+
 Resuming is bit-identical from checkpoints saved after a training batch
 (``ModelCheckpoint(every_n_train_steps=...)``), mid-epoch or not: the loader's
 position travels in the checkpoint. A checkpoint saved in ``on_train_epoch_end``
@@ -33,8 +40,18 @@ from torch.utils.data import DataLoader
 
 from lottery_style.core.config import Decode
 from lottery_style.data.device_decode import UncutBatch, collate_uncut, decode_batch
-from lottery_style.data.images import DataError, NoImagesError, list_images
-from lottery_style.data.pairs import EvalPairs, PairDataset, PairLoader, PairSampler, choose_readable
+from lottery_style.data.images import DataError, NoImagesError, SkippedImages, list_images
+from lottery_style.data.pairs import (
+    SKIPPED,
+    EvalPairs,
+    EvalSpec,
+    PairDataset,
+    PairLoader,
+    PairSampler,
+    choose_eval_pairs,
+    collate_pairs,
+    pair_names,
+)
 from lottery_style.data.prepared import read_complete
 from lottery_style.data.sample import sample_dirs
 
@@ -95,6 +112,7 @@ class StylePairDataModule(LightningDataModule):
         self.eval_style_files: list[Path] = []
         self.train_set: PairDataset | None = None
         self.eval_set: EvalPairs | None = None
+        self.skipped = SkippedImages()  # every unreadable file this process met, for the run's records
 
     def prepare_data(self) -> None:
         # Lightning runs this on one process per node before the others call setup.
@@ -112,15 +130,13 @@ class StylePairDataModule(LightningDataModule):
         styles, prepared_styles = self._listing(style_dir, "style")
         content_source, content_pool = self._eval_pool(contents, content_dir, cfg.eval_content_dir, "content")
         style_source, style_pool = self._eval_pool(styles, style_dir, cfg.eval_style_dir, "style")
-        self.eval_content_files, eval_contents = self._choose_eval(
-            content_pool, content_source, cfg.eval_contents, "content", stream=0
-        )
-        self.eval_style_files, eval_styles = self._choose_eval(style_pool, style_source, cfg.eval_styles, "style", stream=1)
+        spec = EvalSpec(cfg.eval_contents, cfg.eval_styles, cfg.eval_size, cfg.eval_crops, cfg.eval_load_size, cfg.eval_seed)
+        pools = {"content": (content_source, content_pool), "style": (style_source, style_pool)}
+        self.eval_content_files, self.eval_style_files, self.eval_set = choose_eval_pairs(spec, pools, self.skipped)
         excluded_contents = content_pool if cfg.eval_content_dir is not None else self.eval_content_files
         excluded_styles = style_pool if cfg.eval_style_dir is not None else self.eval_style_files
         self.content_files = self._training_files(contents, excluded_contents, f"content folder {content_dir}")
         self.style_files = self._training_files(styles, excluded_styles, f"style folder {style_dir}")
-        self.eval_set = EvalPairs(eval_contents, eval_styles)
         prepared = {
             role: [listing[path] for path in files]
             for role, listing, files in (
@@ -134,7 +150,7 @@ class StylePairDataModule(LightningDataModule):
         log.info(
             "data: %d content and %d style training images (%s, %s); %d x %d evaluation pairs",
             len(self.content_files), len(self.style_files), content_dir, style_dir,
-            len(eval_contents), len(eval_styles),
+            len(self.eval_set.contents), len(self.eval_set.styles),
         )  # fmt: skip
 
     def _listing(self, folder: str | Path, role: str) -> tuple[list[Path], dict[Path, Path | None] | None]:
@@ -154,12 +170,6 @@ class StylePairDataModule(LightningDataModule):
         if eval_dir is None:
             return f"{role} folder {training_dir}", training
         return f"eval {role} folder {eval_dir}", list_images(eval_dir, f"eval {role}")
-
-    def _choose_eval(self, pool: list[Path], source: str, count: int, role: str, stream: int) -> tuple[list[Path], Tensor]:
-        """``count`` readable eval files of one side, chosen by ``data.eval_seed`` alone."""
-        cfg = self.cfg
-        seed = (cfg.eval_seed, stream)
-        return choose_readable(pool, count, cfg.eval_size, seed, role, source, cfg.eval_crops, cfg.eval_load_size)
 
     @staticmethod
     def _training_files(files: list[Path], held_out: list[Path], source: str) -> list[Path]:
@@ -189,7 +199,7 @@ class StylePairDataModule(LightningDataModule):
             batch_size=self.cfg.batch_size,
             num_workers=workers,
             persistent_workers=workers > 0,
-            collate_fn=collate_uncut if Decode(self.cfg.decode) is Decode.device else None,
+            collate_fn=collate_uncut if Decode(self.cfg.decode) is Decode.device else collate_pairs,
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -199,11 +209,18 @@ class StylePairDataModule(LightningDataModule):
         return self.decoded(batch, self.trainer.strategy.root_device)
 
     def decoded(self, batch: Any, device: torch.device) -> Any:
-        """``batch`` ready for a model: an uncut batch decoded and cut on ``device``, any other as it is."""
-        if not isinstance(batch, UncutBatch):
-            return batch
-        assert self.train_set is not None, "call setup() first"
-        return decode_batch(batch, self.train_set, device)
+        """``batch`` ready for a model: its skipped files recorded, an uncut batch decoded and cut on ``device``
+        (its files that fail to decode recorded too), any other batch as it is."""
+        if isinstance(batch, UncutBatch):
+            assert self.train_set is not None, "call setup() first"
+            self.skipped.add(batch.skipped)
+            cut = decode_batch(batch, self.train_set, device)
+            self.skipped.add(self.train_set.take_skipped())  # the files re-drawn past, in this process
+            return cut
+        if isinstance(batch, dict) and SKIPPED in batch:
+            self.skipped.add(batch[SKIPPED])
+            return {key: value for key, value in batch.items() if key != SKIPPED}
+        return batch
 
     def test_dataloader(self) -> DataLoader:
         """Every evaluation pair once, in :attr:`eval_pairs` order (in memory: no workers needed)."""
@@ -219,6 +236,4 @@ class StylePairDataModule(LightningDataModule):
     def eval_pairs(self) -> list[tuple[str, str]]:
         """(content file, style file) of every evaluation pair, in test-loader order, for the record."""
         assert self.eval_set is not None, "call setup() first"
-        return [
-            (str(self.eval_content_files[c]), str(self.eval_style_files[s])) for c, s in self.eval_set.order
-        ]
+        return pair_names(self.eval_content_files, self.eval_style_files, self.eval_set)

@@ -22,17 +22,21 @@ level (tests/test_device_decode.py measures it). torchvision 0.29 marks its imag
 decoders deprecated in favour of TorchCodec (a DeprecationWarning, hidden by
 default); ``decode_jpeg`` is still the documented batched GPU decoder.
 
+Files of other formats, CMYK or YCCK JPEGs and JPEGs stored rotated (an EXIF
+orientation, which the batched nvjpeg decode ignores) are decoded by PIL in the
+worker, as ``pil`` decodes them (:func:`~lottery_style.data.crops.read_uncut`).
+
 Unreadable files: a file that is not an image fails its header parse in the
-worker, where it is skipped and counted as on every path. A JPEG whose data is
+worker, where it is skipped as on every path. A JPEG whose data is
 broken (e.g. truncated) fails only when decoded, after collation, so its draw
 is redone: ``decode_jpeg`` returns nothing of a batch in which one file fails,
 so the batch is then decoded file by file on the CPU (libjpeg-turbo, which
 agrees with PIL on broken files, and also decodes a file nvjpeg rejects), and
 every side whose file still fails is re-drawn in this process
-(:meth:`~lottery_style.data.pairs.PairDataset.redraw`): the file is skipped and
-counted, and the same generator draws on past it, so the replacement is the one
-``pil`` draws. This process counts the files that fail to decode, each worker
-those its header parse rejects.
+(:meth:`~lottery_style.data.pairs.PairDataset.redraw`): the file is skipped,
+and the same generator draws on past it, so the replacement is the one ``pil``
+draws. Either way the skip reaches the run's record
+(:class:`~lottery_style.data.images.SkippedImages`) in this process.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import torchvision.transforms.functional as TF
 from torch import Tensor
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from lottery_style.data.images import SkippedFile
 from lottery_style.data.pairs import STREAMS, Draw, PairDataset
 
 Uncut = np.ndarray | Tensor  # a JPEG's bytes, or an image decoded in the worker (uint8 [3, H, W])
@@ -65,21 +70,23 @@ class UncutSide:
 @dataclass
 class UncutBatch:
     """A ``Decode.device`` training batch before :func:`decode_batch`; ``indices`` are the items' global
-    indices, from which a side whose file fails to decode is re-drawn."""
+    indices, from which a side whose file fails to decode is re-drawn; ``skipped`` the files the loader
+    found unreadable while drawing them."""
 
     indices: list[int]
     content: UncutSide
     style: UncutSide
+    skipped: list[SkippedFile]
 
 
-def collate_uncut(items: Sequence[tuple[int, Draw, Draw]]) -> UncutBatch:
-    """The loader's ``collate_fn`` for ``Decode.device`` items (index, content draw, style draw)."""
+def collate_uncut(items: Sequence[tuple[int, Draw, Draw, list[SkippedFile]]]) -> UncutBatch:
+    """The loader's ``collate_fn`` for ``Decode.device`` items (index, content draw, style draw, skipped files)."""
 
     def side(draws: Sequence[Draw]) -> UncutSide:
         return UncutSide([d.index for d in draws], [(d.top, d.left) for d in draws], [d.image for d in draws])
 
-    indices, contents, styles = zip(*items)
-    return UncutBatch(list(indices), side(contents), side(styles))
+    indices, contents, styles, skipped = zip(*items)
+    return UncutBatch(list(indices), side(contents), side(styles), [skip for item in skipped for skip in item])
 
 
 def decode_batch(batch: UncutBatch, dataset: PairDataset, device: torch.device) -> dict[str, Tensor]:

@@ -21,11 +21,11 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from lottery_style.core.config import Decode
 from lottery_style.data.crops import CropSource, PreparedCrops, file_source
-from lottery_style.data.images import ImageReader, NoImagesError
+from lottery_style.data.images import ImageReader, NoImagesError, SkippedFile, SkippedImages
 
 
 class PairSampler(Sampler[int]):
@@ -115,6 +115,7 @@ class Draw:
 
 
 STREAMS = {"content": 0, "style": 1}  # each side of an item draws from its own generator
+SKIPPED = "skipped"  # the batch key of the files skipped while drawing its items (SkippedFile entries)
 
 
 class PairDataset(Dataset):
@@ -129,6 +130,10 @@ class PairDataset(Dataset):
     deterministic as the original choice. With ``Decode.device`` an item is its
     global index and its two uncut draws, collated and cut by
     :mod:`lottery_style.data.device_decode`.
+
+    Every item also carries the files found unreadable while drawing it
+    (:data:`SKIPPED`): a loader worker cannot tell the run, so the skip travels
+    with the data to the main process, where the datamodule records it.
     """
 
     def __init__(
@@ -160,8 +165,8 @@ class PairDataset(Dataset):
 
     def redraw(self, role: str, index: int, file: int, reason: str) -> Draw:
         """Side ``role`` of item ``index`` again, its drawn ``file`` having failed to decode after the draw
-        (``Decode.device`` decodes after collation): the file is skipped and counted (``reason`` in the
-        warning) as every path does, and the same generator draws on past it, as ``pil``'s draw did."""
+        (``Decode.device`` decodes after collation): the file is skipped (for :meth:`take_skipped`, with
+        ``reason``) as every path does, and the same generator draws on past it, as ``pil``'s draw did."""
         reader, path = self.sources[role].reader, self.files[role][file]
         if path not in reader.unreadable:  # a loader worker, unaware of it, may draw it again
             reader.skip(path, reason)
@@ -177,11 +182,21 @@ class PairDataset(Dataset):
         top, left = (int(v) for v in rng.integers(0, self.load_size - self.crop_size + 1, size=2))
         return Draw(choice, top, left, source.crop(image, top, left))
 
-    def __getitem__(self, index: int) -> dict[str, Tensor] | tuple[int, Draw, Draw]:
+    def take_skipped(self) -> list[SkippedFile]:
+        """The files both sides found unreadable since the last call."""
+        return [skip for source in self.sources.values() for skip in source.reader.take_new()]
+
+    def __getitem__(self, index: int) -> dict[str, Any] | tuple[int, Draw, Draw, list[SkippedFile]]:
         content, style = self.draw(index)
         if self.uncut:
-            return index, content, style
-        return {"content": content.image, "style": style.image}
+            return index, content, style, self.take_skipped()
+        return {"content": content.image, "style": style.image, SKIPPED: self.take_skipped()}
+
+
+def collate_pairs(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The loader's ``collate_fn`` for crops: the images stacked, the items' skipped files in one list."""
+    batch = default_collate([{role: item[role] for role in STREAMS} for item in items])
+    return {**batch, SKIPPED: [skip for item in items for skip in item[SKIPPED]]}
 
 
 def square_image(image: Image.Image, size: int) -> Tensor:
@@ -218,8 +233,10 @@ def choose_readable(
     source: str,
     crops: int = 1,
     load_size: int | None = None,
+    skipped: SkippedImages | None = None,
 ) -> tuple[list[Path], Tensor]:
-    """``count`` files in a seeded random order, skipping unreadable ones, and ``crops`` fixed views of each.
+    """``count`` files in a seeded random order, skipping unreadable ones (recorded in ``skipped``), and
+    ``crops`` fixed views of each.
 
     Returns one file entry per view (a file repeated ``crops`` times) and the views stacked.
     Raises a one-line error naming ``source`` (the folder) when it cannot supply ``count`` readable images.
@@ -233,6 +250,8 @@ def choose_readable(
     images: list[Tensor] = []
     for position in rng.permutation(len(files)):
         image = reader.read(files[position])
+        if skipped is not None:
+            skipped.add(reader.take_new())
         if image is not None:
             views = eval_views(image, size, load_size or size, crops, crop_rng)
             chosen += [files[position]] * len(views)
@@ -240,6 +259,41 @@ def choose_readable(
             if len(chosen) == count * crops:
                 return chosen, torch.stack(images)
     raise NoImagesError(f"{source} has {len(chosen) // crops} readable images, {count} needed for evaluation")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """What fixes a set of evaluation pairs besides the two folders: how many images of each side, the
+    views' size, fixed crops per image and the shorter side before cropping, and the seed that picks them.
+    Training (``data.eval_*``) and ``lottery-style evaluate`` choose their pairs through it alike."""
+
+    contents: int
+    styles: int
+    size: int
+    crops: int
+    load_size: int | None
+    seed: int
+
+
+def choose_eval_pairs(
+    spec: EvalSpec, pools: Mapping[str, tuple[str, Sequence[Path]]], skipped: SkippedImages | None = None
+) -> tuple[list[Path], list[Path], EvalPairs]:
+    """The fixed evaluation pairs from ``pools`` (per side: the folder's name for errors, its files): the chosen
+    content files, style files (one entry per view) and the pairs, each side drawn from its own seeded stream."""
+    chosen = {}
+    for role, stream in STREAMS.items():
+        source, files = pools[role]
+        count = spec.contents if role == "content" else spec.styles
+        chosen[role] = choose_readable(
+            files, count, spec.size, (spec.seed, stream), f"eval {role}", source, spec.crops, spec.load_size, skipped
+        )
+    (content_files, contents), (style_files, styles) = chosen["content"], chosen["style"]
+    return content_files, style_files, EvalPairs(contents, styles)
+
+
+def pair_names(content_files: Sequence[Path], style_files: Sequence[Path], pairs: EvalPairs) -> list[tuple[str, str]]:
+    """(content file, style file) of every evaluation pair, in evaluation order, for the record."""
+    return [(str(content_files[c]), str(style_files[s])) for c, s in pairs.order]
 
 
 def pair_order(contents: int, styles: int) -> list[tuple[int, int]]:

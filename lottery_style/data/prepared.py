@@ -21,7 +21,9 @@ from lottery_style.data.images import DataError
 
 MANIFEST = "prepared.json"
 SUFFIX = ".npy"  # raw uint8 [size, size, 3]: lossless, read as a memory map (docs/performance.md, Data loading)
-FORMAT = 1
+# 2: images stored upright by their EXIF orientation and 16-bit ones at their true values; format 1 stored them as
+# Pillow converted them (rotated photos as stored, 16-bit grey clipped to white), so it is prepared again.
+FORMAT = 2
 
 
 @dataclass
@@ -67,7 +69,8 @@ def read_prepared(folder: str | Path) -> PreparedFolder | None:
     data: dict[str, Any] = json.loads((root / MANIFEST).read_text())
     if data.get("format") != FORMAT:
         raise DataError(
-            f"{root / MANIFEST} has format={data.get('format')}: expected {FORMAT}; prepare the folder again"
+            f"{root / MANIFEST} has format={data.get('format')}: expected {FORMAT} (rotated and 16-bit images "
+            f"loaded as shown); delete {root} and prepare it again"
         )
     return PreparedFolder(
         root,

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
+from lottery_style.core.atomic import atomic_write, folder_mode
 from lottery_style.data.images import to_rgb
 
 # Photographs (some grayscale) for content.
@@ -69,7 +70,8 @@ def _write_set(folder: Path) -> None:
     for role, images in (("content", CONTENT_IMAGES), ("style", STYLE_IMAGES)):
         (folder / role).mkdir(parents=True)
         for name, load in images.items():
-            _as_rgb_image(load()).save(folder / role / f"{name}.png")
+            image = _as_rgb_image(load())
+            atomic_write(folder / role / f"{name}.png", lambda handle, image=image: image.save(handle, format="PNG"))
 
 
 def sample_dirs(root: Path | None = None) -> tuple[Path, Path]:
@@ -78,6 +80,7 @@ def sample_dirs(root: Path | None = None) -> tuple[Path, Path]:
     if not _is_complete(folder):
         folder.parent.mkdir(parents=True, exist_ok=True)
         building = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".sample-building-"))
+        building.chmod(folder_mode())  # mkdtemp's 0700 would become the set's own mode at the rename
         try:
             _write_set(building)
             if folder.exists() and not _is_complete(folder):  # a stale set from an older image list

@@ -22,6 +22,7 @@ from hydra.types import RunMode
 from lightning.fabric.plugins.environments import LSFEnvironment, SLURMEnvironment, TorchElasticEnvironment
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from lottery_style.core.atomic import atomic_write_text
 from lottery_style.tickets.paths import HYDRA_JOB_CONFIG, SUMMARY_JSON
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def run_job_as_single_run(cfg: DictConfig) -> float:
     config_dir = job_dir / (hydra_cfg.output_subdir or ".hydra-job")
     if not (config_dir / HYDRA_JOB_CONFIG).is_file():  # hydra.output_subdir=null: Hydra saved nothing
         config_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, config_dir / HYDRA_JOB_CONFIG)
+        atomic_write_text(config_dir / HYDRA_JOB_CONFIG, OmegaConf.to_yaml(cfg))
     command = [
         sys.executable, "-m", "lottery_style.train",
         f"--config-dir={config_dir}", "--config-name=config",

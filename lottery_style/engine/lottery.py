@@ -23,18 +23,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch import Callback, Trainer, seed_everything
-from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch import Callback, Trainer
 from omegaconf import DictConfig, OmegaConf
 
-from lottery_style.core.atomic import atomic_write_json, atomic_write_text
+from lottery_style.core.atomic import atomic_copy, atomic_write_json, atomic_write_text
 from lottery_style.core.config import PARTS, Part, Rewind, control_seed, part_of, stream_seed
 from lottery_style.data.datamodule import StylePairDataModule
+from lottery_style.data.images import SKIPPED_IMAGES, merged_record
 from lottery_style.engine.checkpointing import ResumeCheckpoint
-from lottery_style.engine.evaluation import evaluate, evaluation_device, save_grid
+from lottery_style.engine.evaluation import evaluate, evaluation_device, save_grid, seeded_model
 from lottery_style.engine.loggers import RunLogger, build_run_logger, start_fit
 from lottery_style.engine.methods import RoundInputs, method_strategy
-from lottery_style.engine.ranks import barrier, is_rank_zero, rank
+from lottery_style.engine.progress import RoundProgressBar, round_description
+from lottery_style.engine.ranks import barrier, gathered, is_rank_zero, rank
 from lottery_style.engine.rewinding import Segment, round_segments
 from lottery_style.engine.schedule import round_sparsities
 from lottery_style.engine.speed import SpeedOptions
@@ -52,6 +53,7 @@ from lottery_style.tickets.paths import (
     OWN_ROUND_FILES,
     ROUND_CONFIG,
     SUMMARY_CSV,
+    SUMMARY_JSON,
     branch_dir,
     checkpoint_dir,
     round_dir,
@@ -67,7 +69,7 @@ from lottery_style.tickets.storage import (
     save_rewind_point,
     save_round,
 )
-from lottery_style.tickets.verdict import format_table, is_matching, summary_rows, write_summary
+from lottery_style.tickets.verdict import format_table, is_matching, run_skipped_images, summary_rows, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ def link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except OSError:
-        shutil.copyfile(source, target)
+        atomic_copy(source, target)
 
 
 @dataclass
@@ -119,8 +121,7 @@ class LotteryRun:
     # ------------------------------------------------------------------ setup
     def build(self) -> tuple[StyleTransferModule, StylePairDataModule]:
         """The model at its initialisation (seeded by the replicate seed) and the run's data module."""
-        seed_everything(self.cfg.seed, workers=True)
-        model = create_model(self.cfg.model)
+        model = seeded_model(self.cfg)
         datamodule = StylePairDataModule(
             self.cfg.data, steps_per_epoch=self.cfg.training.steps, stream_seed=stream_seed(self.cfg)
         )
@@ -191,6 +192,9 @@ class LotteryRun:
             if self.label:
                 print(table_heading(self.label, self.run_dir))
             print(format_table(rows, verdict))
+            skipped = run_skipped_images(self.run_dir)["count"]
+            if skipped:
+                log.warning("%d unreadable image(s) skipped in this run, named in %s", skipped, self.run_dir / SUMMARY_JSON)
             print(f"summary: {self.run_dir / SUMMARY_CSV}")
         barrier()
         rows, verdict = summary_rows(self.run_dir, self.cfg.pruning.matching_tolerance)
@@ -359,7 +363,10 @@ class LotteryRun:
         if index == 0:
             callbacks += self.round_zero_watch
         if training.progress_bar:
-            callbacks.append(RichProgressBar())
+            sparsity = sparsity_report(mask_callback.masks, part_of)["total"]
+            run = f"[{self.label}]" if self.label else self.run_dir.name  # a branch as its round lines name it
+            description = round_description(run, index, len(self.sparsities) - 1, sparsity)
+            callbacks.append(RoundProgressBar(description, segment.start, training.steps))
         return Trainer(
             max_steps=segment.steps,
             accelerator=hw.accelerator,
@@ -405,6 +412,8 @@ class LotteryRun:
             "weight_source": model.weight_source.value,
             "mask_hashes": mask_callback.mask_hashes,  # one per DDP rank, all equal (checked at fit start)
             **errors,
+            # The unreadable images met so far in this run, on every rank (each rank reads its own slice).
+            SKIPPED_IMAGES: merged_record(entry for part in gathered(datamodule.skipped.entries()) for entry in part),
         }
         if is_rank_zero():
             if index == 0:

@@ -7,6 +7,8 @@ torch.distributed answers. In a single process every function is trivial.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch.distributed as dist
 
 
@@ -21,6 +23,15 @@ def is_rank_zero() -> bool:
 
 def rank() -> int:
     return dist.get_rank() if distributed() else 0
+
+
+def gathered(value: Any) -> list[Any]:
+    """``value`` of every DDP rank, in rank order (``[value]`` in a single process); every rank must call it."""
+    if not distributed():
+        return [value]
+    values: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 def barrier() -> None:

@@ -52,6 +52,13 @@ def keep_freed_memory_in_heap() -> bool:
     return applied
 
 
+def to_channels_last(module: torch.nn.Module, channels_last: bool) -> None:
+    """``training.channels_last``: the module's 4-D tensors converted to NHWC in place. Training evaluates a round
+    in the format its fit left, so a later evaluation of the stored round converts too, to sum alike."""
+    if channels_last:
+        module.to(memory_format=torch.channels_last)
+
+
 class SpeedOptions(Callback):
     """Applies the options when the fit is set up, before the optimizer exists, and undoes the compile at its end.
 
@@ -72,8 +79,7 @@ class SpeedOptions(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self.keep_freed_memory:
             keep_freed_memory_in_heap()
-        if self.channels_last:
-            pl_module.to(memory_format=torch.channels_last)
+        to_channels_last(pl_module, self.channels_last)
         if self.compile:
             pl_module.losses = torch.compile(type(pl_module).losses.__get__(pl_module))
 

@@ -2,17 +2,20 @@
 
 The typed schemas already reject misspelled keys, wrong types and unknown enum
 values at composition; these are what a type cannot say: rules across fields,
-the ranges declared beside schema fields (``config.ranged``), and what the
+the ranges declared beside schema fields (``config.option(..., valid=...)``), and what the
 machine must have for the config (GPUs, image folders). Each failure is one
 line naming the key, the value and what was expected.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep
 from hydra.errors import HydraException
@@ -22,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.core.conf_dir import CONF_DIR
 from lottery_style.core.config import NON_NEGATIVE, ConfigError, Rewind, field_metadata
-from lottery_style.core.extras import OPTION_EXTRAS, installed
+from lottery_style.core.extras import OPTION_COMMANDS, OPTION_EXTRAS, installed
 from lottery_style.data.datamodule import check_data_config
 from lottery_style.data.images import NoImagesError, folder_problem
 from lottery_style.data.prepared import read_complete
@@ -39,9 +42,10 @@ SEARCH_PATH_OPTIONS = ("--config-dir", "-cd", "hydra.searchpath", "+hydra.search
 
 def check_choices(arguments: Sequence[str]) -> None:
     """A command-line option of a config group that does not exist (``model=vgg``), or whose optional extra is
-    not installed (``launcher=slurm``), fails in one line naming the real options or the extra, where Hydra
-    would print a dozen lines with its search path. With an extra search path (which may add options) and for
-    anything it cannot parse, Hydra alone decides."""
+    not installed or whose command is missing (``launcher=slurm`` off a SLURM cluster), fails in one line naming
+    the real options, the extra or the command, where Hydra would print a dozen lines with its search path (or
+    submitit a traceback, after the sweep folder was made). With an extra search path (which may add options)
+    and for anything it cannot parse, Hydra alone decides."""
     if any(argument.startswith(SEARCH_PATH_OPTIONS) for argument in arguments):
         return
     try:
@@ -57,12 +61,40 @@ def check_choices(arguments: Sequence[str]) -> None:
         for choice in value.list if isinstance(value, ChoiceSweep) else [value]:
             if choice is not None and str(choice) not in options:
                 raise ConfigError(f"{override.key_or_group}={choice} is invalid: expected one of {', '.join(options)}")
-            module, extra = OPTION_EXTRAS.get(f"{override.key_or_group}={choice}", ("", ""))
+            option = f"{override.key_or_group}={choice}"
+            module, extra = OPTION_EXTRAS.get(option, ("", ""))
             if module and not installed(module):
                 raise ConfigError(
-                    f"{override.key_or_group}={choice} needs {module}, which is not installed: "
+                    f"{option} needs {module}, which is not installed: "
                     f"expected the {extra} extra (pip install 'lottery-style[{extra}]')"
                 )
+            command, provider = OPTION_COMMANDS.get(option, ("", ""))
+            if command and shutil.which(command) is None:
+                raise ConfigError(
+                    f"{option} needs the {command} command of {provider}, which is not on this machine's PATH: "
+                    f"expected to run on {provider}'s login node (or no {override.key_or_group}= option to run here)"
+                )
+
+
+# Hydra's commands: it does exactly one of them (``hydra._internal.utils._run_hydra``).
+HYDRA_COMMANDS = {"run": "--run", "multirun": "-m", "cfg": "--cfg", "info": "--info", "shell_completion": "--shell-completion"}
+
+
+def check_hydra_command(arguments: Sequence[str]) -> None:
+    """Two of Hydra's commands at once (``-m ... --cfg job``) fail in one line, where Hydra raises a traceback."""
+    parser = get_args_parser()
+    parser.exit_on_error = False
+    try:
+        args, _ = parser.parse_known_args(list(arguments))
+    except argparse.ArgumentError:
+        return  # Hydra's own parser reports it
+    given = [f"{flag} {getattr(args, key)}" if key in ("cfg", "info") else flag for key, flag in HYDRA_COMMANDS.items()
+             if getattr(args, key) not in (None, False)]  # fmt: skip
+    if len(given) > 1:
+        raise ConfigError(
+            f"{' and '.join(given)} cannot be combined: expected one of -m (run a sweep), --cfg (print the config), "
+            "--info, --run; to see one job of a sweep, give its overrides without -m: lottery-style --cfg job <overrides>"
+        )
 
 
 def check_ranges(node: DictConfig, prefix: str = "") -> None:

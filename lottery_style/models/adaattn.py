@@ -22,6 +22,7 @@ from lottery_style.models.base import Losses, StyleTransferModule
 from lottery_style.models.components.attention import attention_weights, weighted_sum
 from lottery_style.models.components.batching import batched_call
 from lottery_style.models.components.decoder import MIRROR_PLAN, plan_layers
+from lottery_style.models.components.released import FileBeside, ReferenceLayout, projection_renames
 from lottery_style.models.components.stats import feature_mse, mean_std_loss, mvn, normalised_content_loss
 from lottery_style.models.registry import register_model
 
@@ -29,6 +30,8 @@ from lottery_style.models.registry import register_model
 VGG_CHANNELS = (64, 128, 256, 512, 512)
 # relu levels of every loss term (relu1_1 is left out, as in the reference).
 LOSS_LEVELS = (2, 3, 4, 5)
+# The reference saves each network as <epoch>_net_<name>.pth (its BaseModel.save_networks), e.g. latest_net_decoder.pth.
+A3_BESIDE_TRANSFORMER = FileBeside("_net_transformer.pth", "_net_adaattn_3.pth", "net_adaattn_3.")
 
 
 @dataclass
@@ -224,6 +227,30 @@ class AdaAttN(StyleTransferModule):
 
     def build_decoder(self) -> nn.Module:
         return init_normal_(SkipDecoder(), self.cfg.init_std)
+
+    def reference_layout(self, part: str) -> ReferenceLayout | None:
+        """Huage001/AdaAttN's released files, state dicts saved as ``<epoch>_net_<name>.pth``.
+
+        The decoder file (``Decoder``) holds ``decoder_layer_1`` and ``decoder_layer_2``,
+        our ``head`` and ``tail`` with the same indices. The transform is two files:
+        the ``Transformer`` (``attn_adain_4_1``, ``attn_adain_5_1``, ``merge_conv``),
+        given as ``model.transform.path``, and the relu3_1 block saved beside it as
+        ``net_adaattn_3``; each block's f, g, h are our query, key, value.
+        """
+        if part == "decoder":
+            source = "Huage001/AdaAttN <epoch>_net_decoder.pth (decoder_layer_1, decoder_layer_2)"
+            return ReferenceLayout(source, (("decoder_layer_1.", "head."), ("decoder_layer_2.", "tail.")))
+        if part == "transform":
+            renames = (
+                *projection_renames(A3_BESIDE_TRANSFORMER.prefix, "a3.", output=False),
+                *projection_renames("attn_adain_4_1.", "a4.", output=False),
+                *projection_renames("attn_adain_5_1.", "a5.", output=False),
+                ("merge_conv.", "merge.1."),
+            )
+            source = ("Huage001/AdaAttN <epoch>_net_transformer.pth (attn_adain_4_1, attn_adain_5_1, merge_conv) "
+                      "with <epoch>_net_adaattn_3.pth (f, g, h) beside it")  # fmt: skip
+            return ReferenceLayout(source, renames, beside=(A3_BESIDE_TRANSFORMER,))
+        return None
 
     def sampling_seed(self) -> int:
         """A fresh seed from torch's RNG when training, the fixed ``eval_seed`` otherwise."""

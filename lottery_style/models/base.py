@@ -54,6 +54,8 @@ class StyleTransferModule(LightningModule):
     size_multiple: ClassVar[int] = 8
     # The reference's released decoder file when it is the standard nn.Sequential (see reference_layout).
     reference_decoder: ClassVar[str | None] = None
+    # Loss terms the reference sums over the batch where the others are averaged (see weighted_loss).
+    batch_summed_terms: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any]):
         super().__init__()
@@ -169,10 +171,21 @@ class StyleTransferModule(LightningModule):
         return loss
 
     def weighted_loss(self, terms: Mapping[str, Tensor]) -> Tensor:
+        """The training loss: each per-sample term reduced over the batch as its reference does, then weighted.
+
+        A term is averaged over the batch (``nn.MSELoss``'s reduction) unless
+        it is in :attr:`batch_summed_terms`, which a reference sums over the
+        batch: its weight relative to the other terms then grows with the
+        batch size, as in the reference. Under DDP each rank reduces its own
+        local batch and the gradients are averaged over ranks, so a summed
+        term weighs as the reference's at the per-rank ``data.batch_size``.
+        The logged ``train/<term>`` values stay per-sample means.
+        """
         unknown = set(terms) - set(self.loss_weights)
         if unknown:
             raise KeyError(f"loss terms {sorted(unknown)} have no weight in model.loss_weights")
-        return sum(self.loss_weights[name] * value.mean() for name, value in terms.items())
+        summed = self.batch_summed_terms
+        return sum(self.loss_weights[name] * (value.sum() if name in summed else value.mean()) for name, value in terms.items())
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

@@ -35,7 +35,7 @@ class MCCNetLossWeights(SANetLossWeights):
     identity1: float = 70.0
     identity2: float = 1.0
     illumination: float = option(3000.0, help="stylizing a noisy content gives the same output (pixels, MSE)")
-    tv: float = option(1e-4, help="total variation of the output")
+    tv: float = option(1e-4, help="total variation of the output, summed over the batch (the reference's weight, 10e-5)")
 
 
 @dataclass
@@ -101,11 +101,19 @@ class MCCNet(SANet):
 
     Encoder depth: as SANet's rule, relu4_1 for a trained encoder ("+"), since
     T reads only relu4_1; relu5_1 when the frozen encoder doubles as the loss net.
+
+    Total variation is summed over the batch, as the reference's ``net.py``
+    does (``torch.sum`` over the whole stylized batch, weighted 10e-5 in its
+    ``train.py``) while every other term is a batch mean: at the paper's batch
+    of 8 it weighs 8x a per-sample mean. A multi-GPU (DDP) run sums each
+    rank's own local batch and averages gradients over ranks, so the term
+    weighs as the reference's at the per-rank ``data.batch_size``.
     """
 
     transform_levels = (4,)
     size_multiple = 8
     reference_decoder = "diyiiyiii/MCCNet decoder_iter_*.pth"
+    batch_summed_terms = ("tv",)
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any]):
         super().__init__(cfg)

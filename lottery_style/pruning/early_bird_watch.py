@@ -4,7 +4,9 @@ Every ``every`` steps of round 0 (counted along the whole round, across the
 split at a rewind step) the watch ranks the scope's weights by magnitude at
 each target sparsity of the schedule and feeds each :class:`EarlyBird`. The
 trackers travel in Lightning checkpoints, so a resumed round 0 continues its
-record; at the end of every fit rank 0 writes ``early_bird.pt`` (the masks)
+record. Ties in the ranking are broken in one fixed order of positions
+(``tie_seed``'s) at every step, so that a tie that does not move adds nothing
+to the distance; at the end of every fit rank 0 writes ``early_bird.pt`` (the masks)
 and ``early_bird.json`` (distances, draw steps, the cost in steps) into the
 round folder, where the method and the report read them.
 """
@@ -25,13 +27,14 @@ from lottery_style.tickets.paths import EARLY_BIRD_RECORD, EARLY_BIRD_SUMMARY
 
 class EarlyBirdWatch(Callback):
     def __init__(self, trackers: list[EarlyBird], names: list[str], every: int, layerwise: bool, ticket_dir: Path,
-                 costs: dict[str, int]):  # fmt: skip
+                 costs: dict[str, int], tie_seed: int):  # fmt: skip
         self.trackers = trackers
         self.names = names
         self.every = every
         self.layerwise = layerwise
         self.ticket_dir = ticket_dir
         self.costs = costs  # round_zero_steps, ticket_steps: for the report's cost comparison
+        self.tie_seed = tie_seed
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.datamodule.start_step + trainer.global_step  # the step of round 0 just completed
@@ -40,7 +43,8 @@ class EarlyBirdWatch(Callback):
         weights = {name: p.detach() for group in pl_module.prunable_weights().values() for name, p in group.items()}
         scope = {name: weights[name] for name in self.names}
         for tracker in self.trackers:
-            tracker.observe(step, {n: m.cpu() for n, m in magnitude_prune(scope, dense_masks(scope), tracker.target, self.layerwise).items()})
+            masks = magnitude_prune(scope, dense_masks(scope), tracker.target, self.layerwise, tie_seed=self.tie_seed)
+            tracker.observe(step, {n: m.cpu() for n, m in masks.items()})
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.is_global_zero:

@@ -7,6 +7,13 @@ from the masks, never by counting zeros: a trained weight can be exactly 0.0.
 Every rule prunes only survivors and hits an exact count, ``round(target * N)``
 pruned entries, so that "89.2% sparse" means the same number of weights for IMP
 and for its random controls, whatever the ties in the scores.
+
+Ties at the pruning threshold (many equal scores: SNIP's exact zeros, weights
+that are all zero) are pruned in a random order of their positions drawn from
+a seed the caller gives (a run passes its round's control seed), never by
+position: a bias by layer order would prune the first layers' tied entries
+first. Each tied entry is then equally likely to go, so every layer loses
+tied entries in proportion to how many it holds.
 """
 
 from __future__ import annotations
@@ -83,11 +90,16 @@ def _check_target(target_sparsity: float) -> None:
 
 
 # ------------------------------------------------------------------ pruning
-def _prune_lowest(scores: Tensor, alive: Tensor, count: int) -> Tensor:
+def _prune_lowest(scores: Tensor, alive: Tensor, count: int, generator: torch.Generator) -> Tensor:
     """Flat ``alive`` with the ``count`` lowest-scoring survivors removed.
 
-    Ties at the threshold go to the lowest flat index, so the count is exact
-    even when many scores are equal (e.g. weights that are all zero).
+    When more survivors tie at the threshold than are still to be pruned,
+    those pruned are the tied ones first in a random order of positions: each
+    position gets a uniform key from ``generator`` (one key per entry, drawn
+    only when such a tie occurs), and the tied entries with the lowest keys go.
+    A key belongs to a position, not to the tie, so a generator seeded alike
+    breaks ties alike even when the set of tied entries changes a little (the
+    early-bird watch compares such masks step by step). The count is exact.
     """
     if count == 0:
         return alive.clone()
@@ -101,7 +113,16 @@ def _prune_lowest(scores: Tensor, alive: Tensor, count: int) -> Tensor:
     tied = scores == threshold
     tied &= alive
     keep = alive ^ below
-    keep[tied.nonzero().squeeze(1)[: count - int(below.count_nonzero())]] = False
+    tied_at = tied.nonzero().squeeze(1)
+    still = count - int(below.count_nonzero())
+    if still < tied_at.numel():
+        keys = torch.rand(scores.numel(), generator=generator, device=generator.device, dtype=torch.float64)
+        keys = keys[tied_at.to(keys.device)].to(tied_at.device)
+        cut = torch.kthvalue(keys, still).values
+        # Two float64 keys equal at the cut (about never: 2^-53 per pair) go by index, to keep the count exact.
+        at_cut = (keys == cut).nonzero().squeeze(1)[: still - int((keys < cut).count_nonzero())]
+        tied_at = torch.cat([tied_at[keys < cut], tied_at[at_cut]])
+    keep[tied_at] = False
     return keep
 
 
@@ -119,7 +140,11 @@ def _flat_cat(tensors: Iterable[Tensor], device: torch.device) -> Tensor:
 
 
 def _prune_pool(
-    scores: Mapping[str, Tensor], masks: Mapping[str, Tensor], target_sparsity: float, by_magnitude: bool
+    scores: Mapping[str, Tensor],
+    masks: Mapping[str, Tensor],
+    target_sparsity: float,
+    by_magnitude: bool,
+    generator: torch.Generator,
 ) -> Masks:
     """Prune the lowest-scoring (or smallest-|score|) survivors of one pool of layers down to ``target_sparsity``."""
     device = next(iter(scores.values())).device
@@ -134,7 +159,7 @@ def _prune_pool(
         flat_scores = flat_scores.float()
     if by_magnitude:
         flat_scores.abs_()
-    return _split(_prune_lowest(flat_scores, alive, wanted - pruned_now), scores)
+    return _split(_prune_lowest(flat_scores, alive, wanted - pruned_now, generator), scores)
 
 
 def _prune_by(
@@ -144,43 +169,62 @@ def _prune_by(
     *,
     layerwise: bool,
     by_magnitude: bool,
+    tie_seed: int,
 ) -> Masks:
-    """One global pool, or one pool per layer."""
+    """One global pool, or one pool per layer, each breaking its ties with its own generator drawn from ``tie_seed``.
+
+    A pool's generator is the same for the same seed and pool whatever the
+    other pools' ties drew, so its tie order is a function of the seed alone.
+    """
     _check_target(target_sparsity)
     if not masks:
         return {}
     pools = [{name: scores[name]} for name in masks] if layerwise else [scores]
+    pool_seeds = torch.randint(2**62, (len(pools),), generator=torch.Generator().manual_seed(tie_seed)).tolist()
     result: Masks = {}
-    for pool in pools:
-        result.update(_prune_pool(pool, masks, target_sparsity, by_magnitude))
+    for pool, pool_seed in zip(pools, pool_seeds):
+        generator = torch.Generator().manual_seed(pool_seed)
+        result.update(_prune_pool(pool, masks, target_sparsity, by_magnitude, generator))
     return result
 
 
 def magnitude_prune(
-    weights: Mapping[str, Tensor], masks: Mapping[str, Tensor], target_sparsity: float, layerwise: bool = False
+    weights: Mapping[str, Tensor],
+    masks: Mapping[str, Tensor],
+    target_sparsity: float,
+    layerwise: bool = False,
+    *,
+    tie_seed: int,
 ) -> Masks:
     """Prune the smallest-|w| survivors until exactly ``round(target * N)`` entries are pruned.
 
     Global by default (one ranking over every layer, the paper's protocol);
-    ``layerwise`` brings each layer to the target on its own. Masks come back
-    on the weights' device.
+    ``layerwise`` brings each layer to the target on its own. Entries tied at
+    the threshold are pruned in the random order of positions ``tie_seed``
+    draws (see the module docstring). Masks come back on the weights' device.
     """
     _check_matching(masks, weights, "weights")
     ordered = {name: weights[name] for name in masks}
-    return _prune_by(ordered, masks, target_sparsity, layerwise=layerwise, by_magnitude=True)
+    return _prune_by(ordered, masks, target_sparsity, layerwise=layerwise, by_magnitude=True, tie_seed=tie_seed)
 
 
 def score_prune(
-    scores: Mapping[str, Tensor], masks: Mapping[str, Tensor], target_sparsity: float, layerwise: bool = False
+    scores: Mapping[str, Tensor],
+    masks: Mapping[str, Tensor],
+    target_sparsity: float,
+    layerwise: bool = False,
+    *,
+    tie_seed: int,
 ) -> Masks:
     """Prune the lowest-scoring survivors until exactly ``round(target * N)`` entries are pruned.
 
     For saliency scores (SNIP, SynFlow), where a high score means keep; the
-    ranking is global unless ``layerwise``, as for :func:`magnitude_prune`.
+    ranking is global unless ``layerwise``, and ``tie_seed`` orders the ties,
+    as for :func:`magnitude_prune`.
     """
     _check_matching(masks, scores, "scores")
     ordered = {name: scores[name] for name in masks}
-    return _prune_by(ordered, masks, target_sparsity, layerwise=layerwise, by_magnitude=False)
+    return _prune_by(ordered, masks, target_sparsity, layerwise=layerwise, by_magnitude=False, tie_seed=tie_seed)
 
 
 def shuffle_within_layers(masks: Mapping[str, Tensor], generator: torch.Generator) -> Masks:
@@ -191,7 +235,8 @@ def shuffle_within_layers(masks: Mapping[str, Tensor], generator: torch.Generato
 def random_prune_global(masks: Mapping[str, Tensor], target_sparsity: float, generator: torch.Generator) -> Masks:
     """Random survivors pruned with one global count: the random-pruning control without layer counts."""
     scores = {name: torch.rand(m.shape, generator=generator, device=generator.device) for name, m in masks.items()}
-    pruned = _prune_by(scores, masks, target_sparsity, layerwise=False, by_magnitude=False)
+    tie_seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+    pruned = _prune_by(scores, masks, target_sparsity, layerwise=False, by_magnitude=False, tie_seed=tie_seed)
     return {name: m.to(masks[name].device) for name, m in pruned.items()}
 
 
@@ -205,7 +250,7 @@ def random_prune_like(kept: Mapping[str, int], within: Mapping[str, Tensor], gen
         if not 0 <= kept[name] <= alive:
             raise ValueError(f"cannot keep {kept[name]} weights of {name!r}: it has {alive} survivors")
         scores = torch.rand(mask.numel(), generator=generator, device=generator.device)
-        flat = _prune_lowest(scores, mask.reshape(-1).to(scores.device), alive - kept[name])
+        flat = _prune_lowest(scores, mask.reshape(-1).to(scores.device), alive - kept[name], generator)
         result[name] = flat.view(mask.shape).to(mask.device)
     return result
 

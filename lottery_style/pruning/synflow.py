@@ -77,15 +77,21 @@ def synflow_scores(weights: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -
 
 
 def synflow_prune(
-    weights: Mapping[str, Tensor], target_sparsity: float, layerwise: bool = False, iterations: int = ITERATIONS
+    weights: Mapping[str, Tensor],
+    target_sparsity: float,
+    layerwise: bool = False,
+    iterations: int = ITERATIONS,
+    *,
+    tie_seed: int,
 ) -> Masks:
     """SynFlow's iterative pruning from dense to exactly ``target_sparsity``: an exponential schedule.
 
     Iteration i of n keeps the fraction (1 - target)^(i/n) of the weights
     (Tanaka et al. 2020, Algorithm 1), each time re-scoring the masked network.
+    Every iteration breaks ties in the same order of positions, ``tie_seed``'s.
     """
     schedule = [1.0 - (1.0 - target_sparsity) ** (i / iterations) for i in range(1, iterations)] + [target_sparsity]
     masks = dense_masks(weights)
     for sparsity in schedule:
-        masks = score_prune(synflow_scores(weights, masks), masks, sparsity, layerwise)
+        masks = score_prune(synflow_scores(weights, masks), masks, sparsity, layerwise, tie_seed=tie_seed)
     return masks

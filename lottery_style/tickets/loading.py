@@ -167,8 +167,10 @@ def load_ticket(path: str | Path, expected_model: str | None = None) -> tuple[St
 def export_round(folder: str | Path, out: str | Path, *, fp16: bool = False, compress: bool = False) -> ExportStats:
     """A round folder as one compact file that carries its model config (loadable by :func:`load_ticket`)."""
     folder = Path(folder).expanduser()
-    if not folder.is_dir():
+    if not folder.exists():
         raise TicketError(f"round folder {folder} does not exist: expected a finished round_XX folder of a run")
+    if not folder.is_dir():
+        raise TicketError(f"{folder} is a file, not a round folder: expected a finished round_XX folder of a run")
     parts = read_round_folder(folder)
     if parts.masks is None:  # an old folder with weights.pt alone
         raise TicketError(f"{folder} has no masks (no {TICKET_FILE}, no {LEGACY_MASKS_FILE}): not a finished round")

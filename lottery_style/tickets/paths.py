@@ -17,6 +17,8 @@ A run folder::
         logs/              the round's CSV metrics (logs/metrics.csv)
         checkpoints/       resumable checkpoints while the round trains, deleted once it is DONE
         early_bird.json    (round 0 of an early-bird run) the watch's mask distances and draws
+        evaluations/<name>/  `lottery-style evaluate --name <name>`: metrics.json (per-pair values, the
+                           pairs and settings) and grid.png on another set of pairs; metrics.json last
       branches/<method>/   a branch (a control, an analysis) run inside the IMP job: a run folder of its own
       wandb/               W&B's files when logger=wandb
 
@@ -44,6 +46,7 @@ EARLY_BIRD_RECORD = "early_bird.pt"  # the early-bird watch's state in round 0, 
 EARLY_BIRD_SUMMARY = "early_bird.json"  # its mask distances and draws, read by the report
 # Files of a round folder that belong to the run that trained it, not to a branch reusing the round.
 OWN_ROUND_FILES = (METRICS_FILE, ROUND_CONFIG, DONE, LOGS_DIR, CHECKPOINTS_DIR)
+EVALUATIONS_DIR = "evaluations"  # a round's evaluations after training, one folder per name (evaluation_dir)
 
 # --------------------------------------------------------------- a run folder
 ROUND_GLOB = "round_*"  # every round folder of a run (round_dir's names)
@@ -55,6 +58,8 @@ SUMMARY_JSON = "summary.json"
 BRANCHES_DIR = "branches"  # pruning.branches: <run>/branches/<method>/, each a run folder of its own
 WANDB_DIR = "wandb"
 HYDRA_JOB_CONFIG = "config.yaml"  # Hydra's saved job config, <job>/.hydra/config.yaml (a multirun job's folder)
+HYDRA_RECORD_FILES = frozenset({HYDRA_JOB_CONFIG, "hydra.yaml", "overrides.yaml"})  # all Hydra saves in <job>/.hydra/
+MULTIRUN_RECORD = "multirun.yaml"  # Hydra's record of a sweep, in the sweep folder
 
 # ------------------------------------------------ an instability branch folder
 INSTABILITY_SUMMARY = "instability.json"  # every analysed mask's record
@@ -70,6 +75,10 @@ REPORT_JSON = "report.json"
 def round_dir(run_dir: str | Path, round_index: int) -> Path:
     return Path(run_dir) / f"round_{round_index:02d}"
 
+
+def evaluation_dir(ticket_dir: str | Path, name: str) -> Path:
+    """Where ``lottery-style evaluate --name <name>`` writes a round's metrics and grid."""
+    return Path(ticket_dir) / EVALUATIONS_DIR / name
 
 
 def branch_dir(run_dir: str | Path, method: str) -> Path:

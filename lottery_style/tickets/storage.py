@@ -38,6 +38,7 @@ from lottery_style.tickets.paths import (
     REWIND_FILE,
     ROUND_GLOB,
     TICKET_FILE,
+    evaluation_dir,
 )
 
 _MASK_ORDER = "mask_order"  # the masks' own order: global pruning breaks ties by position in it
@@ -53,6 +54,19 @@ def finished_rounds(run_dir: str | Path) -> list[Path]:
 
 def read_metrics(ticket_dir: Path) -> dict[str, Any]:
     return json.loads((ticket_dir / METRICS_FILE).read_text())
+
+
+def round_metrics(ticket_dir: Path, evaluation: str | None = None) -> dict[str, Any]:
+    """A round's training-time metrics, or those of its evaluation named ``evaluation`` (``lottery-style evaluate``)."""
+    return read_metrics(ticket_dir if evaluation is None else evaluation_dir(ticket_dir, evaluation))
+
+
+def evaluated_rounds(run_dir: str | Path, evaluation: str | None = None) -> list[Path]:
+    """The finished rounds of a run, or those of them that hold the evaluation named ``evaluation``."""
+    rounds = finished_rounds(run_dir)
+    if evaluation is None:
+        return rounds
+    return [ticket_dir for ticket_dir in rounds if (evaluation_dir(ticket_dir, evaluation) / METRICS_FILE).is_file()]
 
 
 def mark_complete(ticket_dir: Path) -> None:

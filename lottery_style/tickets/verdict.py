@@ -20,8 +20,9 @@ from scipy.stats import t
 from lottery_style.core.atomic import atomic_write_json, atomic_write_text
 from lottery_style.core.config import PARTS
 from lottery_style.core.metrics import METRICS, Metric
+from lottery_style.data.images import SKIPPED_IMAGES, merged_record
 from lottery_style.tickets.paths import SUMMARY_CSV, SUMMARY_JSON
-from lottery_style.tickets.storage import finished_rounds, read_metrics
+from lottery_style.tickets.storage import evaluated_rounds, finished_rounds, read_metrics, round_metrics
 
 ROUND_FIELDS = ("round", "method", "sparsity", "sparsity_model", *(f"sparsity_{part}" for part in PARTS))
 VERDICT_FIELDS = ("matching", "dE_mean", "dE_ci_low", "dE_ci_high")
@@ -113,9 +114,12 @@ def paired_difference(ticket: Sequence[float], dense: Sequence[float]) -> tuple[
     return mean, mean - half, mean + half
 
 
-def summary_rows(run_dir: str | Path, tolerance: float) -> tuple[list[dict[str, Any]], Verdict]:
-    """Per-round rows of a run folder (finished rounds only) with the verdict and the paired interval filled in."""
-    metrics = [read_metrics(ticket_dir) for ticket_dir in finished_rounds(run_dir)]
+def summary_rows(
+    run_dir: str | Path, tolerance: float, evaluation: str | None = None
+) -> tuple[list[dict[str, Any]], Verdict]:
+    """Per-round rows of a run folder (finished rounds only; with ``evaluation``, the rounds evaluated under that
+    name, from that evaluation's metrics) with the verdict and the paired interval filled in."""
+    metrics = [round_metrics(ticket_dir, evaluation) for ticket_dir in evaluated_rounds(run_dir, evaluation)]
     rows = [{key: m.get(key) for key in summary_fields()} for m in metrics]
     verdict = matching_verdict(rows, tolerance)
     dense_pairs = metrics[0].get("per_pair_E")
@@ -135,8 +139,15 @@ def write_summary(run_dir: str | Path, tolerance: float) -> tuple[list[dict[str,
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(run_dir / SUMMARY_CSV, buffer.getvalue())
-    atomic_write_json(run_dir / SUMMARY_JSON, {"rounds": rows, "verdict": asdict(verdict)})
+    summary = {"rounds": rows, "verdict": asdict(verdict), SKIPPED_IMAGES: run_skipped_images(run_dir)}
+    atomic_write_json(run_dir / SUMMARY_JSON, summary)
     return rows, verdict
+
+
+def run_skipped_images(run_dir: str | Path) -> dict[str, Any]:
+    """The unreadable images every finished round recorded (``metrics.json``), each file once."""
+    records = [read_metrics(ticket_dir).get(SKIPPED_IMAGES) or {} for ticket_dir in finished_rounds(run_dir)]
+    return merged_record(entry for record in records for entry in record.get("files", []))
 
 
 def _pct(value: float | None) -> str:

@@ -9,10 +9,10 @@ labelled by the keys that differ between series of the same method (e.g.
 and keeps the run with the most finished rounds. Rounds are aligned by sparsity.
 
 Every number comes from the runs' own records (``summary.json``, or the finished
-rounds when a run has no summary yet), so the page can be rebuilt at any time
-without a model. Spreads are sample standard deviations over replicates (0 for one).
+rounds when a run has no summary yet; with ``evaluation``, the rounds' records of that
+``lottery-style evaluate`` name), so the page can be rebuilt at any time without a model. Spreads are sample standard deviations over replicates (0 for one).
 
-Two verdicts per series:
+The verdicts per series:
 
 - per seed, the paper's strict rule (E <= dense E of that run), counted over seeds;
 - across seeds, the replicate-aware rule of Chen et al. 2020 ("The Lottery Ticket
@@ -21,9 +21,12 @@ Two verdicts per series:
   unpruned BERT model"): a sparsity matches when the ticket's E, averaged over
   replicates, is at most the dense round 0's E averaged over replicates plus one
   standard deviation of the dense E across replicates. With one replicate the
-  standard deviation is 0 and the rule is the strict one.
+  standard deviation is 0 and the rule is the strict one;
+- beside it, the paper's rule on the means over replicates and the paired verdict
+  (each seed's ticket against its own dense round on the same pairs, at a declared
+  margin): :mod:`lottery_style.tools.report_paired`.
 
-Both judge only the sparsities that every replicate of the series reached (a run
+All judge only the sparsities that every replicate of the series reached (a run
 still training has fewer rounds): a sparsity judged on a subset of the seeds would
 be compared with the others on other replicates. The others are shown, marked as
 not judged, and every verdict says on how many replicates (n) it stands. The
@@ -50,13 +53,24 @@ from typing import Any
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from lottery_style.core.atomic import atomic_write_json, atomic_write_text
-from lottery_style.core.config import PARTS, ConfigError
+from lottery_style.core.atomic import atomic_savefig, atomic_write_json, atomic_write_text
+from lottery_style.core.config import PARTS, ConfigError, part_of
 from lottery_style.core.metrics import METRICS, Metric
 from lottery_style.engine.extensions import load_extensions
 from lottery_style.engine.methods.imp import IMP
 from lottery_style.tickets.identity import REPLICATE_KEYS, identity, schema_defaults
-from lottery_style.tickets.paths import GRID_FILE, REPORT_HTML, REPORT_JSON, ROUND_CONFIG, SUMMARY_JSON, round_dir
+from lottery_style.tickets.paired import MARGIN, check_margin
+from lottery_style.tickets.paths import (
+    GRID_FILE,
+    METRICS_FILE,
+    REPORT_HTML,
+    REPORT_JSON,
+    ROUND_CONFIG,
+    SUMMARY_JSON,
+    evaluation_dir,
+    round_dir,
+)
+from lottery_style.tickets.storage import evaluated_rounds, read_metrics
 from lottery_style.tickets.verdict import extreme_sparsity as _extreme
 from lottery_style.tickets.verdict import summary_rows, table_metrics
 from lottery_style.tools.plot_axes import remaining, remaining_axis
@@ -73,6 +87,7 @@ from lottery_style.tools.report_instability import (
     instability_figure,
     instability_records,
 )
+from lottery_style.tools.report_paired import side_by_side, verdict_cells, verdict_header
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +112,33 @@ class Run:
     seed: int
     identity: dict[str, Any]  # tickets.identity.identity of its config: equal but for the seed = replicates
     rows: list[dict[str, Any]]  # one per finished round, the fields of tickets.verdict.summary_fields()
+    evaluation: str | None = None  # the rounds' records are those of this `lottery-style evaluate` name
 
     def series_key(self) -> str:
         return json.dumps({k: v for k, v in self.identity.items() if k not in REPLICATE_KEYS}, sort_keys=True, default=str)
 
+    def round_folder(self, round_index: int) -> Path:
+        """Where round ``round_index``'s records are: its folder, or its evaluation's."""
+        ticket_dir = round_dir(self.path, round_index)
+        return ticket_dir if self.evaluation is None else evaluation_dir(ticket_dir, self.evaluation)
+
     def grid(self, round_index: int) -> Path | None:
-        path = round_dir(self.path, round_index) / GRID_FILE
+        path = self.round_folder(round_index) / GRID_FILE
         return path if path.is_file() else None
+
+    def per_pair_E(self, round_index: int) -> list[float] | None:
+        """Round ``round_index``'s E on every pair (None where no record holds them: a run recorded before they
+        were kept, a summary whose round folders are gone)."""
+        folder = self.round_folder(round_index)
+        return read_metrics(folder).get("per_pair_E") if (folder / METRICS_FILE).is_file() else None
+
+    def weight_parts(self) -> list[str]:
+        """The parts of the run's model that hold prunable weights (AdaIN's transform holds none), from round 0's
+        per-layer record; every part for an older run without one."""
+        layers = read_metrics(round_dir(self.path, 0)).get("sparsity_layers")
+        if not layers:
+            return list(PARTS)
+        return [part for part in PARTS if any(part_of(name) == part for name in layers)]
 
 
 # ----------------------------------------------------------------- loading
@@ -121,7 +156,19 @@ def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
     return found
 
 
-def load_run(path: Path) -> Run:
+def _evaluated_rows(path: Path, tolerance: float, evaluation: str) -> list[dict[str, Any]]:
+    """The rows of a run's rounds evaluated under ``evaluation``; its dense round 0 must be one of them."""
+    if evaluated_rounds(path, evaluation)[:1] != [round_dir(path, 0)]:
+        raise ReportError(
+            f"{path} has no evaluation {evaluation!r} of its round 0: "
+            f"expected `lottery-style evaluate {path} ... --name {evaluation}` first"
+        )
+    return summary_rows(path, tolerance, evaluation)[0]
+
+
+def load_run(path: Path, evaluation: str | None = None) -> Run:
+    """A run's records: its summary, or its rounds' metrics; with ``evaluation``, its rounds' records under that
+    `lottery-style evaluate` name (round 0 must have one)."""
     config_file = round_dir(path, 0) / ROUND_CONFIG
     if not config_file.is_file():
         raise ReportError(f"{path} has no finished round 0 ({config_file} is missing)")
@@ -130,20 +177,23 @@ def load_run(path: Path) -> Run:
         load_extensions(OmegaConf.select(cfg, "extensions", default=None) or [])
     except ConfigError as error:
         raise ReportError(f"{path}: {error}") from None
+    tolerance = float(OmegaConf.select(cfg, "pruning.matching_tolerance", default=0.0))
     summary = path / SUMMARY_JSON
-    if summary.is_file():
+    if evaluation is not None:
+        rows = _evaluated_rows(path, tolerance, evaluation)
+    elif summary.is_file():
         rows = json.loads(summary.read_text())["rounds"]
     else:
         try:
-            rows, _ = summary_rows(path, float(OmegaConf.select(cfg, "pruning.matching_tolerance", default=0.0)))
+            rows, _ = summary_rows(path, tolerance)
         except (ValueError, OSError) as error:  # no finished round 0, a round without metrics.json
             raise ReportError(f"{path} has no summary.json and its rounds cannot make one: {error}") from None
     return Run(path=path, model=str(cfg.model.name), method=str(rows[0]["method"]), seed=int(cfg.seed),
-               identity=identity(cfg), rows=rows)  # fmt: skip
+               identity=identity(cfg), rows=rows, evaluation=evaluation)  # fmt: skip
 
 
-def load_runs(paths: Sequence[str | Path]) -> list[Run]:
-    return [load_run(path) for path in find_run_dirs(paths)]
+def load_runs(paths: Sequence[str | Path], evaluation: str | None = None) -> list[Run]:
+    return [load_run(path, evaluation) for path in find_run_dirs(paths)]
 
 
 def flat_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
@@ -211,9 +261,11 @@ def _judged_sparsities(runs: Sequence[Run]) -> set[float]:
 
 
 def aggregate(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """Per sparsity (replicates aligned by sparsity, not round index): the replicates that reached it (``seeds``),
-    mean and std over them of every metric, how many match (the paper's rule, per seed) and, where every replicate
-    reached it (``judged``), the across-replicate verdict ``matching_replicates`` (None where not judged)."""
+    """Per sparsity (replicates aligned by sparsity, not round index): the replicates that reached it (``seeds``) and
+    their round there (``rounds``), mean and std over them of every metric, how many match (the paper's rule, per
+    seed) and, where every replicate reached it (``judged``), the across-replicate verdicts (None where not judged):
+    ``matching_mean``, the paper's rule on the means (mean E <= dense mean), and ``matching_replicates``, Chen et
+    al.'s (mean E <= dense mean + 1 std)."""
     by_sparsity: dict[float, list[dict[str, Any]]] = {}
     for run in runs:
         for row in run.rows:
@@ -223,12 +275,14 @@ def aggregate(runs: Sequence[Run]) -> list[dict[str, Any]]:
     points = []
     for sparsity in sorted(by_sparsity):
         rows = by_sparsity[sparsity]
-        point: dict[str, Any] = {"round": rows[0]["round"], "seeds": len(rows), "judged": sparsity in judged}
+        point: dict[str, Any] = {"round": rows[0]["round"], "rounds": [row["round"] for row in rows], "seeds": len(rows),
+                                 "judged": sparsity in judged}  # fmt: skip
         for metric in averaged_fields():
             values = [row[metric] for row in rows if row.get(metric) is not None]
             if values:
                 point[f"{metric}_mean"], point[f"{metric}_std"] = mean_std(values)
         point["matching"] = sum(bool(row["matching"]) for row in rows)
+        point["matching_mean"] = point["E_mean"] <= dense_mean if point["judged"] else None  # the paper's, on means
         point["matching_replicates"] = point["E_mean"] <= dense_mean + dense_std if point["judged"] else None
         points.append(point)
     return points
@@ -309,10 +363,7 @@ def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = 
 def plot_error_vs_sparsity(
     methods: Mapping[str, Sequence[Run]], path: str | Path, metrics: Sequence[str] = ("E",), title: str = ""
 ) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    error_figure(methods, metrics, title).savefig(path, dpi=120)
-    return path
+    return atomic_savefig(error_figure(methods, metrics, title), path)
 
 
 # ------------------------------------------------------------------- page
@@ -411,7 +462,7 @@ def _early_bird_section(model: str, runs: Sequence[Run], out_dir: Path, numbers:
     if not early_bird_runs:
         return ""
     path = out_dir / f"early_bird_distance-{model}.png"
-    distance_figure(early_bird_runs, f"{model}: early-bird mask distance").savefig(path, dpi=120)
+    atomic_savefig(distance_figure(early_bird_runs, f"{model}: early-bird mask distance"), path)
     rows = comparison(early_bird_runs, runs)
     numbers["early_bird_vs_imp"] = rows  # beside the series labels (one of which may be "early_bird")
     return (f"<h3>Early-bird tickets (You et al. 2020): E and cost (training steps) beside IMP's</h3>{_image(path, path.name)}"
@@ -424,17 +475,38 @@ def _instability_section(model: str, runs: Sequence[Run], out_dir: Path, numbers
     if not records:
         return ""
     path = out_dir / f"instability-{model}.png"
-    instability_figure(records, f"{model}: instability (linear mode connectivity)").savefig(path, dpi=120)
+    atomic_savefig(instability_figure(records, f"{model}: instability (linear mode connectivity)"), path)
     numbers["instability"] = records  # beside the series labels, none of which is "instability"
     return (f"<h3>Instability analysis (Frankle et al. 2020): error barrier between two copies</h3>"
             f"{_image(path, path.name)}{_table(INSTABILITY_HEADER, instability_cells(records))}")  # fmt: skip
 
 
-def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
-    """Figures (PNG), ``report.json`` and a self-contained ``report.html`` in ``out_dir``; returns the page."""
+def _verdicts_section(methods: Mapping[str, Sequence[Run]], numbers: Mapping[str, Any], margin: float) -> str:
+    """The three verdicts side by side per series (:mod:`.report_paired`)."""
+    tables = "".join(
+        f"<h4>{html.escape(m)}</h4>{_table(verdict_header(margin), verdict_cells(numbers[m]['paired']))}" for m in methods
+    )
+    return ("<h3>Verdicts side by side (at the sparsities all n seeds reached; paired: each seed's ticket against its "
+            f"own dense round on the same pairs, non-inferiority margin {100 * margin:g}%)</h3>{tables}")  # fmt: skip
+
+
+def _source_line(evaluation: str | None) -> str:
+    if evaluation is None:
+        return "<p>Every number is from the pairs each run was judged on in training.</p>"
+    return (f"<p>Every number is from the evaluation <b>{html.escape(evaluation)}</b> (round_XX/evaluations/"
+            f"{html.escape(evaluation)}/, lottery-style evaluate), not from the training-time pairs.</p>")  # fmt: skip
+
+
+def write_report(
+    paths: Sequence[str | Path], out_dir: str | Path, evaluation: str | None = None, margin: float = MARGIN
+) -> Path:
+    """Figures (PNG), ``report.json`` and a self-contained ``report.html`` in ``out_dir``; returns the page.
+    ``evaluation``: judge the rounds' records under that `lottery-style evaluate` name instead of the
+    training-time ones; ``margin``: the paired verdict's relative non-inferiority margin."""
+    check_margin(margin)
+    runs = load_runs(paths, evaluation)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(paths)
     sections, numbers = [], {}
     for model, methods in group_runs(runs).items():
         curve = plot_error_vs_sparsity(methods, out_dir / f"E_vs_sparsity-{model}.png", ("E",), f"{model}: test error E")
@@ -447,8 +519,11 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
             if recorded and metric.name not in ("E", "E_content", "E_style"):
                 path, title = out_dir / f"{metric.name}_vs_sparsity-{model}.png", f"{model}: {metric.header}, {metric.help}"
                 figures.append(plot_error_vs_sparsity(methods, path, (metric.name,), title))
-        numbers[model] = {m: {"extreme": extreme_sparsity(r), "rounds": aggregate(r), "runs": [str(x.path) for x in r]}
-                          for m, r in methods.items()}  # fmt: skip
+        numbers[model] = {}
+        for m, r in methods.items():
+            points = aggregate(r)
+            numbers[model][m] = {"extreme": extreme_sparsity(r), "rounds": points, "paired": side_by_side(r, points, margin),
+                                 "runs": [str(x.path) for x in r]}  # fmt: skip
         per_method = "".join(f"<h3>{html.escape(m)}</h3>{_table(round_header(metrics), _round_rows(r, metrics))}"
                              for m, r in methods.items())  # fmt: skip
         early_bird = _early_bird_section(model, everyone, out_dir, numbers[model])
@@ -456,13 +531,14 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
         sections.append(
             f"<h2>{html.escape(model)}</h2>{''.join(_image(figure, figure.name) for figure in figures)}"
             f"<h3>Extreme sparsity (per seed: mean ± std; across seeds: Chen et al. 2020; at the sparsities all n seeds reached)</h3>{_table(EXTREME_HEADER, _extreme_rows(methods))}"
+            f"{_verdicts_section(methods, numbers[model], margin)}"
             f"<h3>Rounds by sparsity (mean ± std over seeds; matching: seeds whose ticket matches)</h3>{per_method}"
             f"{early_bird}{instability}<h3>Stylized grids (content | style | output)</h3>{''.join(_grids(methods))}"
         )
     run_rows = [[str(r.path), r.model, r.method, r.seed, len(r.rows)] for r in runs]  # every folder given, duplicates too
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>lottery-style report</title>"
-        f"<style>{PAGE_STYLE}</style></head><body><h1>lottery-style report</h1>"
+        f"<style>{PAGE_STYLE}</style></head><body><h1>lottery-style report</h1>{_source_line(evaluation)}"
         f"{''.join(sections)}<h2>Runs</h2>{_table(('folder', 'model', 'method', 'seed', 'rounds'), run_rows)}</body></html>"
     )
     atomic_write_json(out_dir / REPORT_JSON, numbers)

@@ -6,6 +6,11 @@ scaled so that its shorter side is N (aspect kept), then each side is rounded
 to the nearest multiple. With ``size=None`` (``--keep-size``) each image keeps
 its own size rounded to the nearest multiple, and the output is resized back to
 the content's exact size. An image whose sides already fit is never resampled.
+
+Images are read as training reads them (:func:`~lottery_style.data.images.open_rgb`):
+upright by their EXIF orientation, 16-bit ones at their true values. From a
+folder, an unreadable image is skipped and handed back to the caller, which
+names it; the others are still stylized.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from PIL import Image
 from torch import Tensor
 
 from lottery_style.core.atomic import atomic_write
-from lottery_style.data.images import _UNREADABLE, DataError, list_images, to_rgb
+from lottery_style.data.images import _UNREADABLE, DataError, SkippedFile, list_images, open_rgb
 from lottery_style.models.base import StyleTransferModule
 
 
@@ -32,13 +37,16 @@ def image_paths(path: str | Path, role: str) -> list[Path]:
     return list_images(path, role) if path.is_dir() else [path]
 
 
-def read_image(path: Path, role: str) -> Image.Image:
+def read_image(path: Path, role: str, skip: bool) -> Image.Image | SkippedFile:
+    """The image as 8-bit RGB, upright; if it cannot be read, its :class:`SkippedFile` when ``skip``, else a
+    one-line DataError naming it (a single image given: there is nothing else to stylize)."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            return to_rgb(image)
+        return open_rgb(path)
     except _UNREADABLE as error:
-        raise DataError(f"cannot read {role} image {path}: {type(error).__name__}: {error}") from None
+        reason = f"{type(error).__name__}: {error}"
+        if skip:
+            return SkippedFile(role, path, reason)
+        raise DataError(f"cannot read {role} image {path}: {reason}") from None
 
 
 def fitted_size(width: int, height: int, size: int | None, multiple: int) -> tuple[int, int]:
@@ -83,8 +91,10 @@ def stylize_images(
     alpha: float = 1.0,
     size: int | None = 512,
     device: torch.device | str = "cpu",
-) -> Iterable[Path]:
-    """Write ``<content>__<style>.png`` for every pair into ``out_dir``; yields each file as it is written."""
+) -> Iterable[Path | SkippedFile]:
+    """Write ``<content>__<style>.png`` for every pair into ``out_dir``; yields each file as it is written,
+    and each unreadable image of a folder (more than one image given for its role) as a :class:`SkippedFile`
+    (the styles' first). A single unreadable image, or styles none of which can be read, is a DataError."""
     if not 0.0 <= alpha <= 1.0:
         raise DataError(f"alpha={alpha} is outside [0, 1]: 0 reconstructs the content, 1 is the full style")
     if size is not None and size < model.size_multiple:
@@ -93,12 +103,22 @@ def stylize_images(
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.to(device)
     multiple = model.size_multiple
-    style_inputs = [to_model_input(read_image(p, "style"), size, multiple).to(device) for p in styles]
-    style_labels = unique_labels(styles)
+    style_inputs = []
+    for style_path, style_label in zip(styles, unique_labels(styles)):
+        style_image = read_image(style_path, "style", skip=len(styles) > 1)
+        if isinstance(style_image, SkippedFile):
+            yield style_image
+        else:
+            style_inputs.append((to_model_input(style_image, size, multiple).to(device), style_label))
+    if not style_inputs:
+        raise DataError(f"none of the {len(styles)} style images can be read")
     for content_path, content_label in zip(contents, unique_labels(contents)):
-        content_image = read_image(content_path, "content")
+        content_image = read_image(content_path, "content", skip=len(contents) > 1)
+        if isinstance(content_image, SkippedFile):
+            yield content_image
+            continue
         content = to_model_input(content_image, size, multiple).to(device)
-        for style, style_label in zip(style_inputs, style_labels):
+        for style, style_label in style_inputs:
             output = model.stylize(content, style, alpha=alpha)
             image = to_png_image(output, content_image.size if size is None else None)
             path = out_dir / f"{content_label}__{style_label}.png"

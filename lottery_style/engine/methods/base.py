@@ -60,6 +60,7 @@ class RoundInputs:
     round's own weights after :meth:`MethodStrategy.next_masks`), and
     ``training_batch`` the batch the training stream gives at the rewind point.
     ``run_dir`` is the run's folder, for what a watch of its round 0 recorded.
+    Ties in any ranking are broken by :attr:`tie_seed`.
     """
 
     index: int
@@ -82,9 +83,20 @@ class RoundInputs:
         """The prunable scope weights of a full trainable state, in its (the model's registration) order."""
         return {name: tensor for name, tensor in state.items() if name in self.scope_names}
 
+    @property
+    def tie_seed(self) -> int:
+        """The seed of the random order in which a ranking prunes tied scores: the round's control seed.
+
+        The tie order is drawn from generators of its own (see
+        :mod:`lottery_style.pruning.masks`), so breaking ties draws nothing
+        from :attr:`generator` and a control's random positions stay the same.
+        """
+        return self.generator.initial_seed()
+
     def own_magnitude_masks(self) -> Masks:
         """IMP's next mask on this run's own trajectory: the previous round's weights ranked by magnitude."""
-        return magnitude_prune(self.scope_of(self.previous_weights), self.previous_masks, self.target, self.layerwise)
+        weights = self.scope_of(self.previous_weights)
+        return magnitude_prune(weights, self.previous_masks, self.target, self.layerwise, tie_seed=self.tie_seed)
 
 
 class MethodStrategy:

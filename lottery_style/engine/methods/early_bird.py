@@ -10,7 +10,8 @@ one-shot magnitude mask) and the record says so. Round r then trains its
 target's ticket from the rewind point like an IMP round. Round 0 still trains
 to the end, because the ticket must be judged against the dense model; the
 cost You et al. save is recorded instead: the draw step plus the ticket's own
-training, against IMP's full rounds (see the report).
+training, against IMP's full rounds (see the report). Ties in the magnitude
+ranking are broken in the order of positions the control seed draws.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from lightning.pytorch import Callback
 from omegaconf import DictConfig
 
-from lottery_style.core.config import Range, option
+from lottery_style.core.config import Range, control_seed, option
 from lottery_style.engine.methods.base import MethodStrategy, RoundInputs, register_method
 from lottery_style.pruning.early_bird import EarlyBird
 from lottery_style.pruning.early_bird_watch import EarlyBirdWatch, load_trackers
@@ -54,7 +55,8 @@ class EarlyBirdTicket(MethodStrategy):
         trackers = [EarlyBird(target, float(options.threshold), int(options.window)) for target in targets]
         costs = {"round_zero_steps": steps, "ticket_steps": steps - int(cfg.pruning.rewind_step)}
         every = int(options.every or cfg.training.checkpoint_every)
-        return [EarlyBirdWatch(trackers, names, every, bool(cfg.pruning.layerwise), ticket_dir, costs)]
+        layerwise = bool(cfg.pruning.layerwise)
+        return [EarlyBirdWatch(trackers, names, every, layerwise, ticket_dir, costs, tie_seed=control_seed(cfg))]
 
     def next_masks(self, inputs: RoundInputs) -> Masks:
         assert inputs.run_dir is not None, "early_bird reads its round 0's record"

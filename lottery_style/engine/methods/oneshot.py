@@ -19,7 +19,7 @@ class OneShotMagnitudePruning(MethodStrategy):
 
     def next_masks(self, inputs: RoundInputs) -> Masks:
         dense = inputs.scope_of(inputs.dense_weights)
-        return magnitude_prune(dense, dense_masks(dense), inputs.target, inputs.layerwise)
+        return magnitude_prune(dense, dense_masks(dense), inputs.target, inputs.layerwise, tie_seed=inputs.tie_seed)
 
     def start_weights(self, inputs: RoundInputs) -> State:
         if inputs.rewind in (Rewind.init, Rewind.step):

@@ -37,7 +37,7 @@ class Snip(PruningAtInitialisation):
         assert inputs.rewind_model is not None and inputs.training_batch is not None, "snip scores the rewind point"
         names = list(inputs.scope_of(inputs.rewind_point))
         scores = snip_scores(inputs.rewind_model(), inputs.training_batch(), names, inputs.generator.initial_seed())
-        return score_prune(scores, dense_masks(scores), inputs.target, inputs.layerwise)
+        return score_prune(scores, dense_masks(scores), inputs.target, inputs.layerwise, tie_seed=inputs.tie_seed)
 
 
 register_method("snip_shuffled")(shuffled(Snip))

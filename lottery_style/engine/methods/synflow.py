@@ -24,7 +24,8 @@ class SynFlow(PruningAtInitialisation):
     iterations: ClassVar[int] = ITERATIONS  # about 0.6 s each for AdaIN's 7M weights on one CPU core
 
     def next_masks(self, inputs: RoundInputs) -> Masks:
-        return synflow_prune(inputs.scope_of(inputs.rewind_point), inputs.target, inputs.layerwise, self.iterations)
+        weights = inputs.scope_of(inputs.rewind_point)
+        return synflow_prune(weights, inputs.target, inputs.layerwise, self.iterations, tie_seed=inputs.tie_seed)
 
 
 register_method("synflow_shuffled")(shuffled(SynFlow))

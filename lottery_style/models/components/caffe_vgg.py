@@ -34,7 +34,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from lottery_style.core.atomic import atomic_torch_save, load_tensors
-from lottery_style.data.images import DataError, list_images, to_rgb
+from lottery_style.data.images import DataError, list_images, open_rgb
 from lottery_style.data.sample import cache_root, sample_dirs
 from lottery_style.models.components.vgg import VGG19_PLAN, Layout, conv_indices, normalised_layers, preprocessing_state
 
@@ -107,8 +107,7 @@ def calibration_files(calibration: Calibration) -> list[Path]:
 def load_calibration_image(path: Path, size: int) -> Tensor:
     """RGB in [0,1], shorter side resized to ``size`` (Lanczos), then the centre ``size`` x ``size`` crop."""
     try:
-        with Image.open(path) as opened:
-            image = to_rgb(opened)
+        image = open_rgb(path)
     except (OSError, SyntaxError, ValueError) as error:
         raise DataError(f"calibration image {path} cannot be read: {error}") from error
     scale = size / min(image.size)

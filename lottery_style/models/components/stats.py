@@ -2,9 +2,10 @@
 
 Every loss here returns one value per sample (shape ``[B]``) instead of a
 scalar: training takes the batch mean, which equals ``nn.MSELoss`` over all
-elements because every sample has the same number of elements, while the
-evaluation keeps the per-sample values so that a matching verdict can use
-their spread.
+elements because every sample has the same number of elements (or the batch
+sum, for a term its reference sums: ``StyleTransferModule.weighted_loss``),
+while the evaluation keeps the per-sample values so that a matching verdict
+can use their spread.
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def gram(feat: Tensor) -> Tensor:
 
 
 def total_variation(image: Tensor) -> Tensor:
-    """Summed absolute differences along x and y of each sample, shape ``[B]``."""
+    """Summed absolute differences along x and y of each sample, shape ``[B]``.
+
+    Its batch sum is MCCNet's ``tv_loss`` (the reference sums over the batch too).
+    """
     dx = (image[..., :, 1:] - image[..., :, :-1]).abs().flatten(1).sum(dim=1)
     dy = (image[..., 1:, :] - image[..., :-1, :]).abs().flatten(1).sum(dim=1)
     return dx + dy
