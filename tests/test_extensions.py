@@ -63,7 +63,7 @@ class AtInitOptions:
 class MagnitudeAtInit(MethodStrategy):
     def next_masks(self, inputs):
         scope = inputs.scope_of(inputs.rewind_point)
-        return magnitude_prune(scope, inputs.previous_masks, inputs.target, inputs.layerwise)
+        return magnitude_prune(scope, inputs.previous_masks, inputs.target, inputs.layerwise, tie_seed=inputs.tie_seed)
 '''
 
 GROUP_FILES = {
