@@ -38,7 +38,7 @@ class StepTimer(Callback):
 
 def model(name: str):
     torch.manual_seed(0)
-    cfg = OmegaConf.merge(OmegaConf.structured(MODEL_REGISTRY[name].config), {"encoder": {"weights": "random"}})
+    cfg = OmegaConf.merge(MODEL_REGISTRY[name].schema(), {"encoder": {"weights": "random"}})
     return create_model(cfg)
 
 

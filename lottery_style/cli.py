@@ -8,15 +8,21 @@ before); a first argument naming a tool runs it instead::
     lottery-style evaluate runs/ --content-dir test/content --style-dir test/style --name test
     lottery-style report runs/x runs/y --out report/
     lottery-style prepare-data /data/wikiart/train /data/wikiart/prepared-512 --size 512
+    lottery-style options pruning
 
-A bad input (missing ticket, unreadable image, a ticket of another
-architecture) ends the tool with one line on stderr and exit code 2.
+``lottery-style --help`` names the tools and the config groups (Hydra's own page
+is ``--hydra-help``). A bad input (missing ticket, unreadable image, a ticket of
+another architecture) ends the tool with one line on stderr and exit code 2; a
+first word that is neither a tool nor an override ends it with one line naming
+the closest tool.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 
 MIB = 2**20
@@ -95,11 +101,33 @@ def prepare_data(args: argparse.Namespace) -> None:
     )
 
 
+def options(args: argparse.Namespace) -> None:
+    from lottery_style.tools.options import format_group, format_overview, reference_markdown
+
+    if args.markdown:
+        print(reference_markdown(), end="")
+    elif args.group is None:
+        print(format_overview())
+    else:
+        print(format_group(args.group, args.overrides))
+
+
+TOOL_HELP = {  # one line each: the tool's help in `lottery-style --help` and in its own --help
+    "stylize": "stylize every content image with every style image",
+    "export": "write a round folder as one compact ticket file",
+    "evaluate": "judge every finished round of runs on the fixed pairs of two folders",
+    "report": "figures and one HTML page from run folders",
+    "prepare-data": "decode and square-resize a training folder once, for fast loading",
+    "options": "a config group's options with help, default and valid values",
+}
+TOOLS = tuple(TOOL_HELP)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lottery-style", description="Tools for tickets (training: lottery-style [overrides])")
     tools = parser.add_subparsers(dest="tool", required=True)
 
-    p = tools.add_parser("stylize", help="stylize every content image with every style image")
+    p = tools.add_parser("stylize", help=TOOL_HELP["stylize"], description=TOOL_HELP["stylize"])
     p.add_argument("--ticket", required=True, help="a round folder, a ticket export file or a Lightning .ckpt")
     p.add_argument("--content", required=True, help="an image or a folder of images")
     p.add_argument("--style", required=True, help="an image or a folder of images")
@@ -112,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="the architecture you expect (an error if the ticket holds another one)")
     p.set_defaults(run=stylize)
 
-    p = tools.add_parser("export", help="write a round folder as one compact ticket file")
+    p = tools.add_parser("export", help=TOOL_HELP["export"], description=TOOL_HELP["export"])
     p.add_argument("round_folder", help="a finished round_XX folder")
     p.add_argument("--out", required=True, help="the ticket file to write")
     p.add_argument("--fp16", action="store_true", help="store kept values as fp16 (lossy, about half the size)")
@@ -121,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
 
     from lottery_style.core.config import DataConfig
 
-    p = tools.add_parser("evaluate", help="judge every finished round of runs on the fixed pairs of two folders")
+    p = tools.add_parser("evaluate", help=TOOL_HELP["evaluate"], description=TOOL_HELP["evaluate"])
     p.add_argument("runs", nargs="+", help="run folders (their branches come with them), or folders holding them")
     p.add_argument("--content-dir", required=True, help="the content images of the test set (searched recursively)")
     p.add_argument("--style-dir", required=True, help="the style images of the test set (searched recursively)")
@@ -138,7 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=evaluate)
 
-    p = tools.add_parser("report", help="figures and one HTML page from run folders")
+    p = tools.add_parser("report", help=TOOL_HELP["report"], description=TOOL_HELP["report"])
     p.add_argument("runs", nargs="+", help="run folders (IMP and controls, any seeds), or folders holding them")
     p.add_argument("--out", required=True, help="output folder for report.html, report.json and the figures")
     p.add_argument("--eval", metavar="NAME", help="judge the rounds' records of `lottery-style evaluate --name NAME`")
@@ -146,17 +174,62 @@ def _parser() -> argparse.ArgumentParser:
                    help="the paired verdict's non-inferiority margin, relative to the dense E (default 0.02: 2%%)")  # fmt: skip
     p.set_defaults(run=report)
 
-    p = tools.add_parser("prepare-data", help="decode and square-resize a training folder once, for fast loading")
+    p = tools.add_parser("prepare-data", help=TOOL_HELP["prepare-data"], description=TOOL_HELP["prepare-data"])
     p.add_argument("source", metavar="SRC", help="a training image folder (searched recursively)")
     p.add_argument("target", metavar="DST", help="the prepared folder to write or finish (outside SRC)")
     p.add_argument("--size", type=int, default=512, help="the run's data.load_size (default 512)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=prepare_data)
+
+    p = tools.add_parser("options", help=TOOL_HELP["options"], description=TOOL_HELP["options"])
+    p.add_argument("group", nargs="?", help="a config group (pruning, model, data, ...), or GROUP=CHOICE (model=sanet)")
+    p.add_argument("overrides", nargs="*", help="overrides the values shown are composed with (experiment=quickstart)")
+    p.add_argument("--markdown", action="store_true", help="print the configuration reference page (every group)")
+    p.set_defaults(run=options)
     return parser
 
 
-TOOLS = ("stylize", "export", "evaluate", "report", "prepare-data")
+HELP_FLAGS = ("-h", "--help")
+
+
+def help_page() -> str:
+    """``lottery-style --help``: training, every tool with one line, the config groups and their choices."""
+    from lottery_style.core.conf_dir import CONF_DIR
+
+    width = max(map(len, TOOLS)) + 2
+    lines = [
+        "usage: lottery-style [OVERRIDES]         train: IMP or a control (e.g. lottery-style experiment=quickstart)",
+        "       lottery-style TOOL [ARGUMENTS]    run a tool",
+        "",
+        "tools (lottery-style TOOL --help gives a tool's arguments):",
+        *(f"  {name:<{width}}{text}" for name, text in TOOL_HELP.items()),
+        "",
+        "config groups (GROUP=CHOICE selects one; lottery-style options GROUP lists a group's options):",
+    ]
+    for group in sorted(path for path in CONF_DIR.iterdir() if path.is_dir()):
+        choices = ", ".join(sorted(p.stem for p in group.glob("*.yaml")))
+        lines.append(textwrap.fill(choices, 110, initial_indent=f"  {group.name:<{width}}", subsequent_indent=" " * (width + 2)))
+    lines += [
+        "",
+        "overrides: KEY=VALUE (pruning.rate=0.5), GROUP=CHOICE (model=sanet), -m for a sweep (model=adain,sanet);",
+        "--cfg job prints the composed config without running; --hydra-help is Hydra's own help page.",
+    ]
+    return "\n".join(lines)
+
+
+def unknown_word(word: str) -> str | None:
+    """The one-line error for a first word that is neither a tool nor an override (``evalute``), else None.
+
+    An override holds ``=`` (or is a ``~key`` deletion); Hydra's own flags start with ``-``.
+    """
+    if word in TOOLS or "=" in word or word.startswith(("-", "~")):
+        return None
+    closest = difflib.get_close_matches(word, TOOLS, n=1, cutoff=0.0)[0]
+    return (
+        f"lottery-style: {word!r} is neither a tool nor an override: did you mean {closest!r}? "
+        "(lottery-style --help lists the tools; an override is KEY=VALUE)"
+    )
 
 
 def run_tool(argv: Sequence[str]) -> int:
@@ -173,8 +246,13 @@ def run_tool(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in HELP_FLAGS:
+        print(help_page())
+        return 0
     if argv and argv[0] in TOOLS:
         return run_tool(argv)
+    if argv and unknown_word(argv[0]):
+        raise SystemExit(unknown_word(argv[0]))
     from lottery_style.core.config import ConfigError
     from lottery_style.engine.validation import check_choices, check_hydra_command
     from lottery_style.train import main as train_main

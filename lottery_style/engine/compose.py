@@ -25,13 +25,16 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.core.conf_dir import CONF_DIR
-from lottery_style.core.config import TrainConfig
+from lottery_style.core.config import root_schema
+from lottery_style.engine.extensions import extensions_in, load_extensions
+from lottery_style.engine.methods import METHODS  # noqa: F401  (registers every method and its options section)
 from lottery_style.models import MODEL_REGISTRY
 from lottery_style.tickets.identity import run_id
 
 
-def register() -> None:
-    """Register the schemas and the resolver; calling it again changes nothing.
+def register(extensions: Sequence[str] = ()) -> None:
+    """Import the ``extensions`` (:mod:`lottery_style.engine.extensions`), then register the schemas and the
+    resolver; calling it again changes nothing.
 
     The root schema and every registered model's schema go to Hydra's ConfigStore
     (the ``model`` group is typed per model). The model schemas are stored outside
@@ -40,10 +43,11 @@ def register() -> None:
     lists, only the real models. ``${run_id:}`` in ``conf/train.yaml`` names a run
     folder by the hash of its result-defining keys (:mod:`lottery_style.tickets.identity`).
     """
+    load_extensions(extensions)
     cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="train_schema", node=root_schema())
     for name, entry in MODEL_REGISTRY.items():
-        cs.store(name=f"{name}_schema", node=entry.config)
+        cs.store(name=f"{name}_schema", node=entry.schema())
     OmegaConf.register_new_resolver("run_id", run_id, replace=True)
 
 
@@ -52,6 +56,6 @@ def compose(overrides: Sequence[str] = (), *, return_hydra_config: bool = False)
 
     ``return_hydra_config`` keeps the ``hydra`` node (the run and sweep folders, the sweeper's parameters).
     """
-    register()
+    register(extensions_in(overrides))
     with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra.compose(config_name="train", overrides=list(overrides), return_hydra_config=return_hydra_config)

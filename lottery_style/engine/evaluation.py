@@ -17,6 +17,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from lottery_style.core.atomic import atomic_write
+from lottery_style.core.metrics import METRICS
 from lottery_style.models import create_model
 from lottery_style.models.base import StyleTransferModule
 
@@ -41,11 +42,14 @@ def per_pair_errors(model: StyleTransferModule, batches: Iterable[dict[str, Tens
     values = {key: torch.cat(chunks) for key, chunks in per_pair.items()}
     if not values:
         raise ValueError("the evaluation set is empty: expected at least one content/style pair")
+    undeclared = sorted(set(values) - set(METRICS))
+    if undeclared:  # every output takes its columns from METRICS: an undeclared value would be dropped unseen
+        raise ValueError(f"the model's test_errors returned {undeclared}, which no core.metrics.register_metric declares")
     return values
 
 
 def summarise(values: dict[str, Tensor]) -> dict:
-    """Mean E_content, E_style, E, SSIM and structure over the pairs, the std of per-pair E and the per-pair E."""
+    """The mean over the pairs of every metric (``core.metrics``), the std of per-pair E and the per-pair E."""
     result = {key: float(value.mean()) for key, value in values.items()}
     result["E_std"] = float(values["E"].std(unbiased=False))
     result["per_pair_E"] = [float(v) for v in values["E"]]
@@ -53,7 +57,7 @@ def summarise(values: dict[str, Tensor]) -> dict:
 
 
 def evaluate(model: StyleTransferModule, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict:
-    """Mean E_content, E_style, E and SSIM over all pairs, the std of per-pair E and the per-pair values."""
+    """The mean over all pairs of every metric the model returns, the std of per-pair E and the per-pair E."""
     return summarise(per_pair_errors(model, batches, device))
 
 

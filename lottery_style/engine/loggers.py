@@ -43,7 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 from lottery_style.core.atomic import atomic_write_text
 from lottery_style.core.config import ConfigError
 from lottery_style.tickets.paths import GRID_FILE, LOGS_DIR, METRICS_FILE, TICKET_FILE, WANDB_DIR, branch_dir, round_dir
-from lottery_style.tickets.verdict import SUMMARY_FIELDS, Verdict
+from lottery_style.tickets.verdict import Verdict, summary_fields
 
 WANDB_MODES = ("online", "offline", "disabled")
 LEGACY_MODES = {"dryrun": "offline", "run": "online"}  # older WANDB_MODE values W&B still accepts
@@ -312,7 +312,8 @@ class WandbRunLogger(RunLogger):
         run.define_metric("by_round/*", step_metric="round")
         for row in rows:
             run.log({"round": row["round"], **{f"by_round/{k}": v for k, v in scalars(row).items() if k != "round"}})
-        table = wandb.Table(columns=list(SUMMARY_FIELDS), data=[[row.get(k) for k in SUMMARY_FIELDS] for row in rows])
+        fields = summary_fields()
+        table = wandb.Table(columns=list(fields), data=[[row.get(k) for k in fields] for row in rows])
         with data_dir(self.run_dir / WANDB_DIR):
             run.log({"rounds": table})
         run.summary.update({k: v for k, v in asdict(verdict).items() if not isinstance(v, list)})

@@ -2,7 +2,7 @@
 
 The typed schemas already reject misspelled keys, wrong types and unknown enum
 values at composition; these are what a type cannot say: rules across fields,
-the ranges declared beside schema fields (``config.ranged``), and what the
+the ranges declared beside schema fields (``config.option(..., valid=...)``), and what the
 machine must have for the config (GPUs, image folders). Each failure is one
 line naming the key, the value and what was expected.
 """
@@ -24,12 +24,13 @@ from lightning.pytorch.accelerators import CUDAAccelerator
 from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.core.conf_dir import CONF_DIR
-from lottery_style.core.config import NON_NEGATIVE, ConfigError, Method, Rewind
+from lottery_style.core.config import NON_NEGATIVE, ConfigError, Rewind, field_metadata
 from lottery_style.core.extras import OPTION_COMMANDS, OPTION_EXTRAS, installed
 from lottery_style.data.datamodule import check_data_config
 from lottery_style.data.images import NoImagesError, folder_problem
 from lottery_style.data.prepared import read_complete
 from lottery_style.engine.methods import METHODS, method_strategy
+from lottery_style.engine.methods.imp import IMP
 from lottery_style.engine.schedule import round_sparsities
 from lottery_style.models import model_class
 from lottery_style.tickets.identity import changed_keys
@@ -98,20 +99,21 @@ def check_hydra_command(arguments: Sequence[str]) -> None:
 
 def check_ranges(node: DictConfig, prefix: str = "") -> None:
     """Every option of ``node`` (and its sections) whose schema field declares a ``Range`` holds a value inside it
-    (an optional one may be null)."""
+    (``null``, where the schema allows it, means "not set" and is not a value to check)."""
     schema = OmegaConf.get_type(node)
-    fields = dataclasses.fields(schema) if dataclasses.is_dataclass(schema) else ()
-    ranges = {f.name: f.metadata["range"] for f in fields if "range" in f.metadata}
-    for key, section in node.items_ex(resolve=False):  # other values (output_dir: ${hydra:...}) stay unresolved
+    for key, raw in node.items_ex(resolve=False):  # resolved below only where checked (output_dir needs Hydra)
         name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(section, DictConfig):
-            check_ranges(section, name)
-        elif key in ranges and node[key] is not None and node[key] not in ranges[key]:
-            raise ConfigError(f"{name}={node[key]} is invalid: expected {ranges[key]}")
+        if isinstance(raw, DictConfig):
+            check_ranges(raw, name)
+            continue
+        valid = field_metadata(schema, str(key)).get("range") if dataclasses.is_dataclass(schema) else None
+        value = node[key] if valid is not None else None
+        if value is not None and value not in valid:
+            raise ConfigError(f"{name}={value} is invalid: expected {valid}")
 
 
 def check_loss_weights(model: DictConfig) -> None:
-    """The loss weights, a free mapping without a schema: a negative weight would reward the loss."""
+    """A loss weight is a map entry, not a schema field with a range: a negative one would reward its loss."""
     for term, weight in model.loss_weights.items():
         if weight not in NON_NEGATIVE:
             raise ConfigError(f"model.loss_weights.{term}={weight} is invalid: expected {NON_NEGATIVE}")
@@ -151,20 +153,12 @@ def check_image_folders(data: DictConfig) -> None:
 def check_config(cfg: DictConfig) -> None:
     pruning, training, data = cfg.pruning, cfg.training, cfg.data
     check_hardware(cfg.hardware)
-    check_ranges(cfg)  # every section's ranged options: seeds, the model's, early-bird's, instability's
+    check_ranges(cfg)  # every section's declared ranges, the model's included
     check_loss_weights(cfg.model)
     if str(pruning.method) not in METHODS:
         raise ConfigError(f"pruning.method={pruning.method} is unknown: expected one of {', '.join(sorted(METHODS))}")
     strategy = method_strategy(str(pruning.method))
-    if training.steps < 1:
-        raise ConfigError(f"training.steps={training.steps} is invalid: expected a positive number of steps")
-    if training.checkpoint_every < 1:
-        raise ConfigError(f"training.checkpoint_every={training.checkpoint_every} is invalid: expected >= 1")
-    if pruning.early_bird.every is not None and pruning.early_bird.every < 1:
-        raise ConfigError(f"pruning.early_bird.every={pruning.early_bird.every} is invalid: expected >= 1, or null")
     if strategy.prunes:
-        if not 0.0 < pruning.rate < 1.0:
-            raise ConfigError(f"pruning.rate={pruning.rate} is invalid: expected a fraction in (0, 1)")
         if not pruning.scope:
             raise ConfigError("pruning.scope is empty: expected some of [encoder, transform, decoder]")
         try:
@@ -173,8 +167,6 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(str(error)) from None
         check_scope_is_trained(cfg)
     check_rewinding(cfg)
-    if pruning.matching_tolerance < 0:
-        raise ConfigError(f"pruning.matching_tolerance={pruning.matching_tolerance} is invalid: expected >= 0")
     check_branches(cfg)
     if pruning.source_run is not None:
         check_source_run(cfg, len(round_sparsities(cfg)) if strategy.follows_imp else 1)
@@ -225,7 +217,7 @@ def check_branches(cfg: DictConfig) -> None:
             f"pruning.method={pruning.method} is an analysis of an IMP run: expected pruning=imp "
             f"pruning.branches=[{pruning.method}] (a finished IMP run's rounds are skipped, its branches run)"
         )
-    if pruning.branches and str(pruning.method) != Method.imp:
+    if pruning.branches and str(pruning.method) != IMP:
         raise ConfigError(f"pruning.branches={list(pruning.branches)} is for pruning.method=imp, not {pruning.method}")
     for name in pruning.branches:
         if name not in METHODS or not METHODS[name].accepts_source:
@@ -256,7 +248,7 @@ def check_source_run(cfg: DictConfig, rounds_needed: int) -> None:
         raise ConfigError(f"pruning.source_run={source} is not a run folder: expected {config_file}")
     stored = OmegaConf.load(config_file)
     differing = [key for key, _, _ in changed_keys(stored, cfg) if key not in BRANCH_FREE_KEYS]
-    if str(OmegaConf.select(stored, "pruning.method")) != Method.imp and rounds_needed > 1:
+    if str(OmegaConf.select(stored, "pruning.method")) != IMP and rounds_needed > 1:
         differing.insert(0, "pruning.method (the source is not an IMP run)")
     if differing:
         raise ConfigError(f"pruning.source_run={source} differs from this run in {', '.join(differing)}: expected its IMP run")

@@ -1,14 +1,10 @@
-"""Architectures register themselves on import; importing this package makes them all available."""
+"""The architectures: each module of this package registers one (``@register_model``) when imported, and
+importing the package imports them all (:mod:`lottery_style.core.discovery`): a new architecture is a new file."""
 
-from lottery_style.models import (
-    adaattn,  # noqa: F401  (registers model=adaattn)
-    adain,  # noqa: F401  (registers model=adain)
-    lst,  # noqa: F401  (registers model=lst)
-    manet,  # noqa: F401  (registers model=manet)
-    mccnet,  # noqa: F401  (registers model=mccnet)
-    sanet,  # noqa: F401  (registers model=sanet)
-)
+from lottery_style.core.discovery import import_modules
 from lottery_style.models.base import Losses, StyleTransferModule
 from lottery_style.models.registry import MODEL_REGISTRY, create_model, model_class, register_model
+
+import_modules(__name__, __path__)
 
 __all__ = ["MODEL_REGISTRY", "Losses", "StyleTransferModule", "create_model", "model_class", "register_model"]

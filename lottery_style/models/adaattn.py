@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lottery_style.core.config import POSITIVE, ModelConfig, OptimizerConfig, ranged
+from lottery_style.core.config import POSITIVE, ModelConfig, OptimizerConfig, option
 from lottery_style.models.base import Losses, StyleTransferModule
 from lottery_style.models.components.attention import attention_weights, weighted_sum
 from lottery_style.models.components.batching import batched_call
@@ -37,25 +37,33 @@ A3_BESIDE_TRANSFORMER = FileBeside("_net_transformer.pth", "_net_adaattn_3.pth",
 @dataclass
 class AdaAttNLossWeights:
     # "global" is a Python keyword, hence "global_style" for the paper's global style loss.
-    content: float = 0.0  # the released script trains without it; kept so it is logged and enters E
-    global_style: float = 10.0
-    local: float = 3.0
+    content: float = option(
+        0.0, help="normalised features of the output vs the content's (the released script trains without it; "
+        "it is still logged and enters E)",
+    )
+    global_style: float = option(10.0, help="mean and std of the output's features vs the style's, relu2_1..relu5_1")
+    local: float = option(3.0, help="output's features vs the attention-weighted style statistics at each position")
 
 
 @dataclass
 class AdaAttNConfig(ModelConfig):
-    name: str = "adaattn"
-    loss_weights: AdaAttNLossWeights = field(default_factory=AdaAttNLossWeights)
-    # Style positions one attention may look at; above it a seeded random subset is used.
-    max_sample_relu3: int = ranged(4096, POSITIVE)  # the relu3_1 (skip) block
-    max_sample_relu45: int = ranged(65_536, POSITIVE)  # the relu4_1 and relu5_1 blocks
-    max_sample_local: int = ranged(4096, POSITIVE)  # the local feature loss at every level
+    loss_weights: AdaAttNLossWeights = option(factory=AdaAttNLossWeights, help="weight of each loss term")
+    max_sample_relu3: int = option(
+        4096, help="style positions the relu3_1 (skip) attention may look at; above it a seeded random subset",
+        valid=POSITIVE,
+    )
+    max_sample_relu45: int = option(
+        65_536, help="the same for the relu4_1 and relu5_1 attention blocks", valid=POSITIVE
+    )
+    max_sample_local: int = option(4096, help="the same for the local feature loss at every level", valid=POSITIVE)
     # Inside sqrt(relu(var) + eps): the std's gradient is at most 1/(2 sqrt(eps)) (~158 for 1e-5)
     # instead of infinite where a content position attends to identical style values; 1e-5 is
     # the eps every mean/std in the project uses, so the std is biased by at most ~3e-3.
-    eps: float = ranged(1e-5, POSITIVE)
-    eval_seed: int = 6666  # the subsampling seed in eval mode (the reference's test-time seed)
-    init_std: float = ranged(0.02, POSITIVE)  # N(0, init_std) weights, zero biases for transform and decoder
+    eps: float = option(1e-5, help="inside the attention std's sqrt(relu(var) + eps): bounds its gradient", valid=POSITIVE)
+    eval_seed: int = option(6666, help="the position-subsampling seed in eval mode (the reference's test-time seed)")
+    init_std: float = option(
+        0.02, help="transform and decoder weights start N(0, init_std), biases 0", valid=POSITIVE
+    )
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=2e-4, lr_decay=0.0))
 
 
@@ -184,7 +192,7 @@ def init_normal_(module: nn.Module, std: float) -> nn.Module:
     return module
 
 
-@register_model(AdaAttNConfig)
+@register_model("adaattn", AdaAttNConfig)
 class AdaAttN(StyleTransferModule):
     """AdaAttN with the relu3_1 skip decoder; transform and decoder trained (and the encoder in "+" mode).
 

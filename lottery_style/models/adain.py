@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from lottery_style.core.config import ModelConfig
+from lottery_style.core.config import ModelConfig, option
 from lottery_style.models.base import Losses, StyleTransferModule
 from lottery_style.models.components.stats import adain, mean_std_loss, mse_per_sample
 from lottery_style.models.registry import register_model
@@ -15,17 +15,16 @@ from lottery_style.models.registry import register_model
 
 @dataclass
 class AdaINLossWeights:
-    content: float = 1.0
-    style: float = 10.0
+    content: float = option(1.0, help="output's relu4_1 features vs the AdaIN target (MSE)")
+    style: float = option(10.0, help="mean and std of the output's relu1_1..relu4_1 features vs the style's")
 
 
 @dataclass
 class AdaINConfig(ModelConfig):
-    name: str = "adain"
-    loss_weights: AdaINLossWeights = field(default_factory=AdaINLossWeights)
+    loss_weights: AdaINLossWeights = option(factory=AdaINLossWeights, help="weight of each loss term")
 
 
-@register_model(AdaINConfig)
+@register_model("adain", AdaINConfig)
 class AdaIN(StyleTransferModule):
     """AdaIN with a trainable decoder (and encoder in "+" mode).
 

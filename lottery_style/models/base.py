@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from lottery_style.core.config import PARTS
+from lottery_style.core.metrics import METRICS
 from lottery_style.models.components.caffe_vgg import Calibration
 from lottery_style.models.components.decoder import MirrorDecoder
 from lottery_style.models.components.released import RELEASED_PARTS, ReferenceLayout, load_released, sequential_decoder
@@ -215,8 +216,9 @@ class StyleTransferModule(LightningModule):
     # ------------------------------------------------------------- evaluation
     @torch.no_grad()
     def test_errors(self, content: Tensor, style: Tensor) -> dict[str, Tensor]:
-        """The paper's per-pair errors: E_content, E_style, E = sum; plus SSIM(output, content) and the
-        content structure the output keeps (:mod:`lottery_style.models.components.structure`), which E does not see."""
+        """The paper's per-pair errors: E_content, E_style, E = sum; plus SSIM(output, content), the content
+        structure the output keeps (:mod:`lottery_style.models.components.structure`), which E does not see, every
+        registered metric's ``compute`` and the architecture's :meth:`own_metrics`."""
         result = self.losses(content, style)
         e_content = sum(result.terms[name] for name in self.content_error_terms)
         e_style = sum(result.terms[name] for name in self.style_error_terms)
@@ -224,4 +226,11 @@ class StyleTransferModule(LightningModule):
             result.stylized.clamp(0, 1).float(), content.float(), data_range=1.0, reduction="none"
         )
         structure = structure_score(content, result.stylized)
-        return {"E_content": e_content, "E_style": e_style, "E": e_content + e_style, "ssim": ssim, "structure": structure}
+        errors = {"E_content": e_content, "E_style": e_style, "E": e_content + e_style, "ssim": ssim, "structure": structure}
+        every_models = {m.name: m.compute(content, style, result.stylized) for m in METRICS.values() if m.compute}
+        return {**errors, **every_models, **self.own_metrics(content, style, result.stylized)}
+
+    def own_metrics(self, content: Tensor, style: Tensor, stylized: Tensor) -> dict[str, Tensor]:
+        """Per-pair values (each ``[B]``) of the metrics this architecture contributes, each declared with
+        ``core.metrics.register_metric``; none by default."""
+        return {}

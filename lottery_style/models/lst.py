@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from lottery_style.core.config import POSITIVE, EncoderConfig, ModelConfig, OptimizerConfig, Range, ranged
+from lottery_style.core.config import POSITIVE, EncoderConfig, ModelConfig, OptimizerConfig, Range, option
 from lottery_style.models.base import Losses, StyleTransferModule
 from lottery_style.models.components.decoder import MirrorDecoder
 from lottery_style.models.components.released import ReferenceLayout, sequential_renames
@@ -27,19 +27,23 @@ REFERENCE_FIRST_DECODER_CONV = {4: 11, 3: 7}
 
 @dataclass
 class LSTLossWeights:
-    content: float = 1.0
-    style: float = 0.02
+    content: float = option(1.0, help="relu4_1 features of the output vs the content's (MSE)")
+    style: float = option(0.02, help="Gram matrices of the output's relu1_1..relu4_1 features vs the style's")
 
 
 @dataclass
 class LSTConfig(ModelConfig):
-    name: str = "lst"
-    level: int = ranged(4, Range(choices=tuple(LEVEL_CHANNELS)))  # 4: r41 (the paper's default), 3: r31
-    matrix_size: int = ranged(32, POSITIVE)  # m: the transformation matrix is m x m
-    train_decoder: bool = True  # LST+ of the lottery paper; the reference trains only the transform
+    level: int = option(
+        4, help="the VGG level it transforms: 4 (relu4_1, the paper's) or 3 (relu3_1)",
+        valid=Range(choices=tuple(LEVEL_CHANNELS)),
+    )
+    matrix_size: int = option(32, help="m: the learned transformation matrix is m x m", valid=POSITIVE)
+    train_decoder: bool = option(
+        True, help="train the decoder too (the lottery paper's LST+); the reference trains only the transform"
+    )
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(ceil_mode=False))  # LST pools with floor
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr_decay=1e-5))
-    loss_weights: LSTLossWeights = field(default_factory=LSTLossWeights)
+    loss_weights: LSTLossWeights = option(factory=LSTLossWeights, help="weight of each loss term")
 
 
 class CovarianceNet(nn.Module):
@@ -109,7 +113,7 @@ def mean_gram_loss(outputs: Sequence[Tensor], targets: Sequence[Tensor]) -> Tens
     return total
 
 
-@register_model(LSTConfig)
+@register_model("lst", LSTConfig)
 class LST(StyleTransferModule):
     """LST at relu4_1 (r41) or relu3_1 (r31), with floor pooling and a separate loss VGG to relu5_1.
 

@@ -22,12 +22,12 @@ size) matches its input in the identity loss. ``alpha`` blends
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from lottery_style.core.config import NON_NEGATIVE, ModelConfig, ranged
+from lottery_style.core.config import NON_NEGATIVE, ModelConfig, option
 from lottery_style.models.base import Losses
 from lottery_style.models.components.attention import ChannelAttention, StyleAttention
 from lottery_style.models.components.released import ReferenceLayout, projection_renames
@@ -39,15 +39,16 @@ from lottery_style.models.sanet import CONTENT_LEVELS, SANet, SANetLossWeights
 @dataclass
 class MANetLossWeights(SANetLossWeights):
     style: float = 5.0
-    dis_content: float = 1.0
-    dis_style: float = 1.0
+    dis_content: float = option(1.0, help="disentanglement: one content with different styles keeps its content")
+    dis_style: float = option(1.0, help="disentanglement: one style with different contents keeps its style")
 
 
 @dataclass
 class MANetConfig(ModelConfig):
-    name: str = "manet"
-    loss_weights: MANetLossWeights = field(default_factory=MANetLossWeights)
-    dis_gate: float = ranged(10.0, NON_NEGATIVE)  # the dis terms join once weighted (content + style) < dis_gate
+    loss_weights: MANetLossWeights = option(factory=MANetLossWeights, help="weight of each loss term")
+    dis_gate: float = option(
+        10.0, help="the dis terms join once the weighted content + style loss falls below this", valid=NON_NEGATIVE
+    )
 
 
 class MANetTransform(nn.Module):
@@ -73,7 +74,7 @@ def derangement(batch: int, device: torch.device) -> tuple[Tensor, Tensor]:
     return order.to(device), order.roll(1).to(device)
 
 
-@register_model(MANetConfig)
+@register_model("manet", MANetConfig)
 class MANet(SANet):
     """MANet: SANet's loss family with a relu4_1-only transform and disentanglement terms."""
 

@@ -11,41 +11,47 @@ decoded image (8x the relu4_1 size) matches its input in the identity loss.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from lottery_style.core.config import NON_NEGATIVE, POSITIVE, ModelConfig, ranged
+from lottery_style.core.config import NON_NEGATIVE, POSITIVE, ModelConfig, option
 from lottery_style.models.base import Losses
 from lottery_style.models.components.released import ReferenceLayout
 from lottery_style.models.components.stats import EPS, mse_per_sample, mvn, total_variation
 from lottery_style.models.registry import register_model
-from lottery_style.models.sanet import SANet
+from lottery_style.models.sanet import SANet, SANetLossWeights
 
 CHANNELS = 512  # relu4_1
 
 
 @dataclass
-class MCCNetLossWeights:
+class MCCNetLossWeights(SANetLossWeights):
     content: float = 3.0
     style: float = 10.0
     identity1: float = 70.0
     identity2: float = 1.0
-    illumination: float = 3000.0
-    tv: float = 1e-4  # the reference's 10e-5, on the batch sum (MCCNet.batch_summed_terms)
+    illumination: float = option(3000.0, help="stylizing a noisy content gives the same output (pixels, MSE)")
+    tv: float = option(1e-4, help="total variation of the output, summed over the batch (the reference's weight, 10e-5)")
 
 
 @dataclass
 class MCCNetConfig(ModelConfig):
-    name: str = "mccnet"
-    eps: float = ranged(EPS, POSITIVE)  # keeps the correlation weight's denominator from 0 (the reference has none)
-    include_unused_conv: bool = False  # the reference's dead 1x1 conv h, only to load released checkpoints
-    noise_std_min: float = ranged(0.01, NON_NEGATIVE)  # illumination loss: n ~ N(0, s^2), s ~ U(min, max) once per call
-    noise_std_max: float = ranged(0.02, NON_NEGATIVE)
-    loss_weights: MCCNetLossWeights = field(default_factory=MCCNetLossWeights)
+    eps: float = option(
+        EPS, help="keeps the correlation weight's denominator from 0 (the reference has none)", valid=POSITIVE
+    )
+    include_unused_conv: bool = option(
+        False, help="add the reference's unused 1x1 conv h, only to load its released checkpoints"
+    )
+    noise_std_min: float = option(
+        0.01, help="illumination loss: noise n ~ N(0, s^2) with s ~ U(min, max), drawn once per step",
+        valid=NON_NEGATIVE,
+    )
+    noise_std_max: float = option(0.02, help="the upper end of that noise level s", valid=NON_NEGATIVE)
+    loss_weights: MCCNetLossWeights = option(factory=MCCNetLossWeights, help="weight of each loss term")
 
 
 class MCCBlock(nn.Module):
@@ -89,7 +95,7 @@ class MCCBlock(nn.Module):
         return content + self.o(self.f(mvn(content)) * weights[..., None, None])
 
 
-@register_model(MCCNetConfig)
+@register_model("mccnet", MCCNetConfig)
 class MCCNet(SANet):
     """MCCNet: SANet's loss family with a relu4_1 MCC transform, an illumination term and total variation.
 

@@ -1,10 +1,12 @@
 """One registry entry per architecture: ``model.name`` -> LightningModule class + config schema.
 
 Modelled on timm's registry: an architecture registers itself with a decorator,
-and everything else (configs, the IMP driver, stylize, export) reaches it only
-through :func:`create_model`, so adding an architecture touches no engine code.
-Its name is said once, as the default of its config schema's ``name``; the
-schema holds every default, ``conf/model/<name>.yaml`` only selects it.
+``@register_model("adain", AdaINConfig)``, and everything else (configs, the IMP
+driver, stylize, export) reaches it only through :func:`create_model`, so adding
+an architecture touches no engine code. Its name is said once, in that
+decorator; the schema holds every other default (its ``name`` is left unset and
+filled from the registry, :meth:`ModelEntry.schema`), and
+``conf/model/<name>.yaml`` only selects it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from omegaconf import MISSING, DictConfig, OmegaConf
+
 if TYPE_CHECKING:
     from lottery_style.models.base import StyleTransferModule
 
@@ -22,24 +26,31 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ModelEntry:
+    name: str
     module: type
     config: type
+
+    def schema(self) -> DictConfig:
+        """The config schema as a node with ``name`` set: what ``model=<name>`` composes onto, and its defaults."""
+        node = OmegaConf.structured(self.config)
+        node.name = self.name
+        return node
 
 
 MODEL_REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(config: type) -> Callable[[T], T]:
-    """Class decorator: make ``model=<name>`` build this module with ``config`` as its schema, ``<name>`` being
-    the default of the schema's ``name`` field."""
-    name = next(f.default for f in dataclasses.fields(config) if f.name == "name")
-    if not isinstance(name, str):
-        raise TypeError(f"{config.__name__}.name needs the model's name as its default, not {name!r}")
+def register_model(name: str, config: type) -> Callable[[T], T]:
+    """Class decorator: make ``model=<name>`` build this module, ``config`` (a ``ModelConfig`` dataclass whose
+    ``name`` stays unset: the name is this argument) being its schema."""
+    declared = next((f.default for f in dataclasses.fields(config) if f.name == "name"), None)
+    if declared is not MISSING:
+        raise TypeError(f"{config.__name__}.name must stay unset (the registered name is {name!r}), not {declared!r}")
 
     def decorate(cls: T) -> T:
         if name in MODEL_REGISTRY:
             raise ValueError(f"model name {name!r} is registered twice")
-        MODEL_REGISTRY[name] = ModelEntry(module=cls, config=config)  # type: ignore[arg-type]
+        MODEL_REGISTRY[name] = ModelEntry(name=name, module=cls, config=config)  # type: ignore[arg-type]
         return cls
 
     return decorate

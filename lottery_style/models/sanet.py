@@ -11,14 +11,14 @@ identity image the model is trained to reconstruct.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lottery_style.core.config import ModelConfig
+from lottery_style.core.config import ModelConfig, option
 from lottery_style.models.base import Losses, StyleTransferModule
 from lottery_style.models.components.attention import StyleAttention
 from lottery_style.models.components.batching import batched_call
@@ -32,16 +32,15 @@ CONTENT_LEVELS = (4, 5)
 
 @dataclass
 class SANetLossWeights:
-    content: float = 1.0
-    style: float = 3.0
-    identity1: float = 50.0
-    identity2: float = 1.0
+    content: float = option(1.0, help="normalised relu4_1 and relu5_1 features of the output vs the content's")
+    style: float = option(3.0, help="mean and std of the output's features vs the style's, relu1_1..relu5_1")
+    identity1: float = option(50.0, help="pixels of content-with-itself and style-with-itself vs the inputs")
+    identity2: float = option(1.0, help="features of those identity outputs vs the inputs', every level")
 
 
 @dataclass
 class SANetConfig(ModelConfig):
-    name: str = "sanet"
-    loss_weights: SANetLossWeights = field(default_factory=SANetLossWeights)
+    loss_weights: SANetLossWeights = option(factory=SANetLossWeights, help="weight of each loss term")
 
 
 class SANetTransform(nn.Module):
@@ -66,7 +65,7 @@ class IdentityPass(NamedTuple):
     style_inputs: list[Tensor]
 
 
-@register_model(SANetConfig)
+@register_model("sanet", SANetConfig)
 class SANet(StyleTransferModule):
     """SANet with content, style and the two identity losses.
 

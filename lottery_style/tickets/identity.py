@@ -105,13 +105,13 @@ def result_leaves(cfg: DictConfig) -> dict[str, Any]:
 
 def schema_defaults(model_name: str) -> dict[str, Any]:
     """Dotted key -> default of the root schema and of ``model_name``'s schema (mandatory keys have none)."""
-    from lottery_style.core.config import TrainConfig
+    from lottery_style.core.config import root_schema
     from lottery_style.models.registry import MODEL_REGISTRY
 
-    root = _plain(OmegaConf.structured(TrainConfig))
+    root = _plain(root_schema())
     root.pop("model")
     if model_name in MODEL_REGISTRY:
-        root["model"] = _plain(OmegaConf.structured(MODEL_REGISTRY[model_name].config))
+        root["model"] = _plain(MODEL_REGISTRY[model_name].schema())
     return {k: v for k, v in _leaves(root).items() if v != MISSING}
 
 

@@ -130,7 +130,7 @@ def model_config(saved: DictConfig, source: Path) -> DictConfig:
     if name not in MODEL_REGISTRY:
         raise TicketError(f"{source} holds a model named {name!r}: expected one of {sorted(MODEL_REGISTRY)}")
     try:
-        schema = OmegaConf.structured(MODEL_REGISTRY[name].config)
+        schema = MODEL_REGISTRY[name].schema()
         return without_weight_files(OmegaConf.merge(schema, saved))
     except OmegaConfBaseException as error:
         raise TicketError(f"{source}: the saved {name} config does not fit its schema ({error})") from None

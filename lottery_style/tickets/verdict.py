@@ -19,14 +19,21 @@ from scipy.stats import t
 
 from lottery_style.core.atomic import atomic_write_json, atomic_write_text
 from lottery_style.core.config import PARTS
+from lottery_style.core.metrics import METRICS, Metric
 from lottery_style.data.images import SKIPPED_IMAGES, merged_record
 from lottery_style.tickets.paths import SUMMARY_CSV, SUMMARY_JSON
 from lottery_style.tickets.storage import evaluated_rounds, finished_rounds, read_metrics, round_metrics
 
-SUMMARY_FIELDS = (
-    "round", "method", "sparsity", "sparsity_model", *(f"sparsity_{part}" for part in PARTS),
-    "E_content", "E_style", "E", "E_std", "ssim", "structure", "matching", "dE_mean", "dE_ci_low", "dE_ci_high",
-)  # fmt: skip
+ROUND_FIELDS = ("round", "method", "sparsity", "sparsity_model", *(f"sparsity_{part}" for part in PARTS))
+VERDICT_FIELDS = ("matching", "dE_mean", "dE_ci_low", "dE_ci_high")
+
+
+def summary_fields() -> tuple[str, ...]:
+    """The summary's columns: the round, every declared metric (``core.metrics``, extensions' included), the
+    verdict. A function, because an extension may declare a metric after this module is imported."""
+    return (*ROUND_FIELDS, *METRICS, *VERDICT_FIELDS)
+
+
 CONFIDENCE = 0.95  # of the paired interval of ticket - dense per-pair E
 
 
@@ -113,7 +120,7 @@ def summary_rows(
     """Per-round rows of a run folder (finished rounds only; with ``evaluation``, the rounds evaluated under that
     name, from that evaluation's metrics) with the verdict and the paired interval filled in."""
     metrics = [round_metrics(ticket_dir, evaluation) for ticket_dir in evaluated_rounds(run_dir, evaluation)]
-    rows = [{key: m.get(key) for key in SUMMARY_FIELDS} for m in metrics]
+    rows = [{key: m.get(key) for key in summary_fields()} for m in metrics]
     verdict = matching_verdict(rows, tolerance)
     dense_pairs = metrics[0].get("per_pair_E")
     for row, m, match in zip(rows, metrics, verdict.matching):
@@ -128,7 +135,7 @@ def write_summary(run_dir: str | Path, tolerance: float) -> tuple[list[dict[str,
     run_dir = Path(run_dir)
     rows, verdict = summary_rows(run_dir, tolerance)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_FIELDS)
+    writer = csv.DictWriter(buffer, fieldnames=summary_fields())
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(run_dir / SUMMARY_CSV, buffer.getvalue())
@@ -164,26 +171,22 @@ def verdict_line(verdict: Verdict) -> str:
     return line
 
 
+def table_metrics(rows: Sequence[dict[str, Any]]) -> list[Metric]:
+    """The declared table metrics the rows have a value of (a run recorded before a metric existed has none)."""
+    return [metric for metric in METRICS.values() if metric.table and any(row.get(metric.name) is not None for row in rows)]
+
+
 def format_table(rows: Sequence[dict[str, Any]], verdict: Verdict) -> str:
-    """The plain-text table printed at the end of a run."""
+    """The plain-text table printed at the end of a run: the round, its sparsity, every table metric
+    (``core.metrics``), the paired difference and the verdict."""
     ci = f"dE [{100 * CONFIDENCE:g}% CI]"
-    lines = [
-        (
-            f"{'round':>5}  {'sparsity':>8}  {'E':>12}  {'E_content':>12}  {'E_style':>12}  {'structure':>9}  {ci:>28}  "
-            f"{'matching':>8}"
-        )
-    ]
+    metrics = table_metrics(rows)
+    lines = [f"{'round':>5}  {'sparsity':>8}  " + "".join(f"{m.header:>{m.width}}  " for m in metrics) + f"{ci:>28}  {'matching':>8}"]
     for row, match in zip(rows, verdict.matching):
-        structure = row.get("structure")
-        lines.append(
-            f"{row['round']:>5}  {_pct(row['sparsity']):>8}  {row['E']:>12.5g}  {row['E_content']:>12.5g}  "
-            f"{row['E_style']:>12.5g}  {'-' if structure is None else f'{structure:.3f}':>9}  {_ci(row):>28}  "
-            f"{'yes' if match else 'no':>8}"
-        )
+        values = "".join(f"{'-' if row.get(m.name) is None else format(row[m.name], m.fmt):>{m.width}}  " for m in metrics)
+        lines.append(f"{row['round']:>5}  {_pct(row['sparsity']):>8}  {values}{_ci(row):>28}  {'yes' if match else 'no':>8}")
     lines.append(verdict_line(verdict))
-    lines.append(
-        "structure: content edges kept by the output (1 = all); "
-        "dE: ticket - dense per-pair E on the same pairs (information); "
-        "across seeds: lottery-style report on the replicates"
-    )
+    legend = [f"{m.header}: {m.help}" for m in metrics]
+    lines.append("; ".join([*legend, "dE: ticket - dense per-pair E on the same pairs (information)",
+                            "across seeds: lottery-style report on the replicates"]))  # fmt: skip
     return "\n".join(lines)

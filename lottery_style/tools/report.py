@@ -54,7 +54,10 @@ from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from lottery_style.core.atomic import atomic_savefig, atomic_write_json, atomic_write_text
-from lottery_style.core.config import PARTS, Method, part_of
+from lottery_style.core.config import PARTS, ConfigError, part_of
+from lottery_style.core.metrics import METRICS, Metric
+from lottery_style.engine.extensions import load_extensions
+from lottery_style.engine.methods.imp import IMP
 from lottery_style.tickets.identity import REPLICATE_KEYS, identity, schema_defaults
 from lottery_style.tickets.paired import MARGIN, check_margin
 from lottery_style.tickets.paths import (
@@ -69,7 +72,7 @@ from lottery_style.tickets.paths import (
 )
 from lottery_style.tickets.storage import evaluated_rounds, read_metrics
 from lottery_style.tickets.verdict import extreme_sparsity as _extreme
-from lottery_style.tickets.verdict import summary_rows
+from lottery_style.tickets.verdict import summary_rows, table_metrics
 from lottery_style.tools.plot_axes import remaining, remaining_axis
 from lottery_style.tools.report_early_bird import (
     COMPARISON_HEADER,
@@ -87,8 +90,12 @@ from lottery_style.tools.report_instability import (
 from lottery_style.tools.report_paired import side_by_side, verdict_cells, verdict_header
 
 log = logging.getLogger(__name__)
-METRICS = ("sparsity", "E", "E_content", "E_style", "ssim", "structure", *(f"sparsity_{part}" for part in PARTS))
-METHOD_ORDER = [method.value for method in Method]  # IMP first: the order Method lists them in
+
+
+def averaged_fields() -> tuple[str, ...]:
+    """What :func:`aggregate` averages over seeds: the sparsity, every declared metric (``core.metrics``, an
+    extension's included) and the per-part sparsity."""
+    return ("sparsity", *METRICS, *(f"sparsity_{part}" for part in PARTS))
 
 
 class ReportError(ValueError):
@@ -104,7 +111,7 @@ class Run:
     method: str
     seed: int
     identity: dict[str, Any]  # tickets.identity.identity of its config: equal but for the seed = replicates
-    rows: list[dict[str, Any]]  # one per finished round, the fields of tickets.verdict.SUMMARY_FIELDS
+    rows: list[dict[str, Any]]  # one per finished round, the fields of tickets.verdict.summary_fields()
     evaluation: str | None = None  # the rounds' records are those of this `lottery-style evaluate` name
 
     def series_key(self) -> str:
@@ -166,6 +173,10 @@ def load_run(path: Path, evaluation: str | None = None) -> Run:
     if not config_file.is_file():
         raise ReportError(f"{path} has no finished round 0 ({config_file} is missing)")
     cfg = OmegaConf.load(config_file)
+    try:  # the run's own models, methods and metrics, before its identity and rows are read
+        load_extensions(OmegaConf.select(cfg, "extensions", default=None) or [])
+    except ConfigError as error:
+        raise ReportError(f"{path}: {error}") from None
     tolerance = float(OmegaConf.select(cfg, "pruning.matching_tolerance", default=0.0))
     summary = path / SUMMARY_JSON
     if evaluation is not None:
@@ -190,8 +201,9 @@ def flat_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
     return [{"run": str(run.path), "model": run.model, "seed": run.seed, **row, "method": run.method} for run in runs for row in run.rows]
 
 
-def _method_key(method: str) -> tuple[int, str]:
-    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+def _method_key(method: str) -> tuple[bool, str]:
+    """IMP first, then by name (a control's ``_own`` and ``_shuffled`` variants beside it)."""
+    return (method != IMP, method)
 
 
 def _replicates(runs: Sequence[Run]) -> list[Run]:
@@ -265,7 +277,7 @@ def aggregate(runs: Sequence[Run]) -> list[dict[str, Any]]:
         rows = by_sparsity[sparsity]
         point: dict[str, Any] = {"round": rows[0]["round"], "rounds": [row["round"] for row in rows], "seeds": len(rows),
                                  "judged": sparsity in judged}  # fmt: skip
-        for metric in METRICS:
+        for metric in averaged_fields():
             values = [row[metric] for row in rows if row.get(metric) is not None]
             if values:
                 point[f"{metric}_mean"], point[f"{metric}_std"] = mean_std(values)
@@ -394,17 +406,25 @@ def _across(point: Mapping[str, Any], replicates: int) -> str:
     return "yes" if point["matching_replicates"] else "no"
 
 
-def _round_rows(runs: Sequence[Run]) -> list[list[str]]:
+def _round_rows(runs: Sequence[Run], metrics: Sequence[Metric]) -> list[list[str]]:
+    def cell(point: Mapping[str, Any], metric: Metric) -> str:
+        mean = point.get(f"{metric.name}_mean")  # absent where no seed recorded it (a run older than the metric)
+        return "-" if mean is None else _pm(mean, point[f"{metric.name}_std"], metric.fmt)
+
     return [
         [
-            p["round"], _pct(p["sparsity_mean"]), _pm(p["E_mean"], p["E_std"]), _pm(p["E_content_mean"], p["E_content_std"]),
-            _pm(p["E_style_mean"], p["E_style_std"]),
-            _pm(p["structure_mean"], p["structure_std"], ".3f") if "structure_mean" in p else "-",  # older runs: none
-            f"{p['matching']}/{p['seeds']}",
+            p["round"], _pct(p["sparsity_mean"]), *(cell(p, metric) for metric in metrics), f"{p['matching']}/{p['seeds']}",
             _across(p, len(runs)), *(_pct(p.get(f"sparsity_{part}_mean", 0.0)) for part in PARTS),
         ]
         for p in aggregate(runs)
     ]  # fmt: skip
+
+
+def round_header(metrics: Sequence[Metric]) -> tuple[str, ...]:
+    """The round table's columns: each metric's header with the way it is better."""
+    return ("round", "sparsity", *(f"{m.header} {'↓' if m.lower_is_better else '↑'}" for m in metrics),
+            "matching seeds / n seeds that reached it (E <= dense)",
+            "matching across seeds (mean E <= dense mean + 1 std)", *(f"{part} sparsity" for part in PARTS))  # fmt: skip
 
 
 def _grids(methods: Mapping[str, Sequence[Run]]) -> list[str]:
@@ -430,9 +450,6 @@ PAGE_STYLE = (
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
     "img{max-width:100%}figure{display:inline-block;margin:.5em;vertical-align:top}"
 )
-ROUND_HEADER = ("round", "sparsity", "E", "E_content", "E_style", "content structure kept",
-                "matching seeds / n seeds that reached it (E <= dense)",
-                "matching across seeds (mean E <= dense mean + 1 std)", *(f"{part} sparsity" for part in PARTS))  # fmt: skip
 EXTREME_HEADER = ("series", "n (seeds)", "seed values", "extreme sparsity per seed (E <= dense up to it)",
                   "highest matching sparsity per seed", "dense E across seeds",
                   "extreme sparsity across seeds (mean E <= dense mean + 1 std up to it)",
@@ -495,16 +512,20 @@ def write_report(
         curve = plot_error_vs_sparsity(methods, out_dir / f"E_vs_sparsity-{model}.png", ("E",), f"{model}: test error E")
         terms = plot_error_vs_sparsity(methods, out_dir / f"terms_vs_sparsity-{model}.png", ("E_content", "E_style"), model)
         figures = [curve, terms]
-        if all(row.get("structure") is not None for runs in methods.values() for run in runs for row in run.rows):
-            title = f"{model}: content structure kept (1 = every edge)"
-            figures.append(plot_error_vs_sparsity(methods, out_dir / f"structure_vs_sparsity-{model}.png", ("structure",), title))
+        everyone = [r for rs in methods.values() for r in rs]
+        metrics = table_metrics([row for run in everyone for row in run.rows])
+        for metric in metrics:  # a figure of each other metric every round recorded (the structure, an extension's)
+            recorded = all(row.get(metric.name) is not None for run in everyone for row in run.rows)
+            if recorded and metric.name not in ("E", "E_content", "E_style"):
+                path, title = out_dir / f"{metric.name}_vs_sparsity-{model}.png", f"{model}: {metric.header}, {metric.help}"
+                figures.append(plot_error_vs_sparsity(methods, path, (metric.name,), title))
         numbers[model] = {}
         for m, r in methods.items():
             points = aggregate(r)
             numbers[model][m] = {"extreme": extreme_sparsity(r), "rounds": points, "paired": side_by_side(r, points, margin),
                                  "runs": [str(x.path) for x in r]}  # fmt: skip
-        per_method = "".join(f"<h3>{html.escape(m)}</h3>{_table(ROUND_HEADER, _round_rows(r))}" for m, r in methods.items())
-        everyone = [r for rs in methods.values() for r in rs]
+        per_method = "".join(f"<h3>{html.escape(m)}</h3>{_table(round_header(metrics), _round_rows(r, metrics))}"
+                             for m, r in methods.items())  # fmt: skip
         early_bird = _early_bird_section(model, everyone, out_dir, numbers[model])
         instability = _instability_section(model, everyone, out_dir, numbers[model])
         sections.append(

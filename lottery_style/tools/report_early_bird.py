@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
 
-from lottery_style.core.config import Method
+from lottery_style.engine.methods.imp import IMP
 from lottery_style.tickets.paths import EARLY_BIRD_SUMMARY, round_dir
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def comparison(early_bird_runs: Sequence[Run], runs: Sequence[Run]) -> list[dict
     for run in early_bird_runs:
         record = early_bird_record(run)
         assert record is not None, f"{run.path} has no {EARLY_BIRD_SUMMARY}"
-        imp = {r.seed: r for r in runs if r.method == Method.imp and _experiment(r) == _experiment(run)}
+        imp = {r.seed: r for r in runs if r.method == IMP and _experiment(r) == _experiment(run)}
         for row, target in zip(run.rows[1:], record["targets"]):
             imp_rows = [r for other in imp.values() for r in other.rows if round(r["sparsity"], 6) == round(row["sparsity"], 6)]
             drawn = target["drawn_step"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
 
-from lottery_style.core.config import Method
+from lottery_style.engine.methods.instability import INSTABILITY
 from lottery_style.tickets.paths import INSTABILITY_SUMMARY, branch_dir
 from lottery_style.tools.plot_axes import remaining, remaining_axis
 
@@ -24,7 +24,7 @@ def instability_records(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """Every analysed mask of every run that has an instability branch, with the run's seed."""
     records = []
     for run in runs:
-        path = branch_dir(run.path, Method.instability) / INSTABILITY_SUMMARY
+        path = branch_dir(run.path, INSTABILITY) / INSTABILITY_SUMMARY
         if path.is_file():
             records += [{**record, "seed": run.seed, "run": str(run.path)} for record in json.loads(path.read_text())]
     return records

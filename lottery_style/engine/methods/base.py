@@ -4,7 +4,8 @@ Modelled on open_lth's pruning strategies and lottery branches: the driver
 (:mod:`lottery_style.engine.lottery`) walks the rounds and trains; a method only
 answers two questions per round from what the run has recorded so far
 (:class:`RoundInputs`). A method registers itself with :func:`register_method`,
-so a new control is one new file and ``pruning.method=<name>`` selects it.
+its options too, so a new control is one new file (plus the group file
+``conf/pruning/<name>.yaml`` that selects it) and ``pruning=<name>`` runs it.
 
 Branches (open_lth's word) are methods that follow an IMP run: they take its
 masks (or its per-layer counts) round by round and reuse its dense round 0 and
@@ -20,6 +21,7 @@ instability analysis), reusing the driver's fits.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import torch
 from torch import Tensor
 
-from lottery_style.core.config import Method, Rewind
+from lottery_style.core.config import PRUNING_SECTIONS, Rewind
 from lottery_style.pruning.masks import Masks, magnitude_prune
 
 if TYPE_CHECKING:
@@ -143,17 +145,22 @@ METHODS: dict[str, type[MethodStrategy]] = {}
 M = TypeVar("M", bound=type[MethodStrategy])
 
 
-def register_method(method: Method | str) -> Callable[[M], M]:
-    """Class decorator: make ``pruning.method=<method>`` use this strategy.
+def register_method(name: str, options: type | None = None) -> Callable[[M], M]:
+    """Class decorator: make ``pruning.method=<name>`` (and ``pruning.branches=[<name>]``) use this strategy.
 
-    The package's own strategies are named by :class:`Method` (which also orders them in the report); one
-    registered from outside the package (a plugin, a test) names itself with a string.
+    ``options``, a dataclass of the method's own options (``core.config.option`` fields, a docstring saying
+    whose options they are), becomes the section ``pruning.<name>`` of every config, typed and listed by
+    ``lottery-style options pruning``: a method is one module, its options included, plus its
+    ``conf/pruning/<name>.yaml`` that selects it.
     """
-    name = str(method)
 
     def decorate(cls: M) -> M:
         if name in METHODS:
             raise ValueError(f"method name {name!r} is registered twice")
+        if options is not None:
+            if not dataclasses.is_dataclass(options) or not (options.__doc__ or "").strip():
+                raise TypeError(f"options of method {name!r} must be a dataclass with a docstring, not {options!r}")
+            PRUNING_SECTIONS[name] = options
         cls.name = name
         METHODS[name] = cls
         return cls

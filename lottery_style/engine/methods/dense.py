@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from lottery_style.core.config import Method
 from lottery_style.engine.methods.base import MethodStrategy, register_method
 
 
-@register_method(Method.dense)
+@register_method("dense")
 class DenseOnly(MethodStrategy):
     prunes = False

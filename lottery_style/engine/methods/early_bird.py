@@ -16,12 +16,13 @@ ranking are broken in the order of positions the control seed draws.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from lightning.pytorch import Callback
 from omegaconf import DictConfig
 
-from lottery_style.core.config import Method, control_seed
+from lottery_style.core.config import Range, control_seed, option
 from lottery_style.engine.methods.base import MethodStrategy, RoundInputs, register_method
 from lottery_style.pruning.early_bird import EarlyBird
 from lottery_style.pruning.early_bird_watch import EarlyBirdWatch, load_trackers
@@ -29,7 +30,23 @@ from lottery_style.pruning.masks import Masks
 from lottery_style.tickets.paths import round_dir
 
 
-@register_method(Method.early_bird)
+@dataclass
+class EarlyBirdOptions:
+    """``pruning=early_bird`` (You et al. 2020): when the dense round 0's magnitude mask stops changing."""
+
+    threshold: float = option(
+        0.1, help="a ticket is drawn once the mask distance stays below this (the paper's epsilon)",
+        valid=Range(low=0, high=1, low_open=True),
+    )
+    window: int = option(
+        5, help="consecutive mask distances that must be below threshold (the paper's FIFO of 5)", valid=Range(low=1)
+    )
+    every: int | None = option(
+        None, help="steps between the watched masks; null: training.checkpoint_every", valid=Range(low=1)
+    )
+
+
+@register_method("early_bird", options=EarlyBirdOptions)
 class EarlyBirdTicket(MethodStrategy):
     weight_rewinding_only = True
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from lottery_style.core.config import Method
 from lottery_style.engine.methods.base import MethodStrategy, RoundInputs, register_method
 from lottery_style.pruning.masks import Masks
 
+IMP = "imp"  # the method the controls follow and the report compares with
 
-@register_method(Method.imp)
+
+@register_method(IMP)
 class IterativeMagnitudePruning(MethodStrategy):
     """Prune ``rate`` of the surviving weights by the magnitude they reached in the previous round, then rewind."""
 

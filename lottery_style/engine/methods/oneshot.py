@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from lottery_style.core.config import Method, Rewind
+from lottery_style.core.config import Rewind
 from lottery_style.engine.methods.base import MethodStrategy, RoundInputs, State, register_method
 from lottery_style.pruning.masks import Masks, dense_masks, magnitude_prune
 
 
-@register_method(Method.oneshot)
+@register_method("oneshot")
 class OneShotMagnitudePruning(MethodStrategy):
     """Each round prunes the dense round's trained weights once to its sparsity, independently of other rounds.
 

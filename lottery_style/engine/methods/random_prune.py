@@ -8,7 +8,6 @@ magnitude ranking of its own trained weights, no IMP run needed.
 
 from __future__ import annotations
 
-from lottery_style.core.config import Method
 from lottery_style.engine.methods.base import BranchOfImp, MethodStrategy, RoundInputs, register_method
 from lottery_style.pruning.masks import Masks, kept_counts, random_prune_like
 
@@ -19,13 +18,13 @@ def _random_positions(counts: dict[str, int], inputs: RoundInputs) -> Masks:
     return random_prune_like(counts, within, inputs.generator)
 
 
-@register_method(Method.random_prune)
+@register_method("random_prune")
 class RandomPruning(BranchOfImp):
     def next_masks(self, inputs: RoundInputs) -> Masks:
         return _random_positions(kept_counts(self.imp_masks(inputs)), inputs)
 
 
-@register_method(Method.random_prune_own)
+@register_method("random_prune_own")
 class RandomPruningOwnCounts(MethodStrategy):
     def next_masks(self, inputs: RoundInputs) -> Masks:
         return _random_positions(kept_counts(inputs.own_magnitude_masks()), inputs)

@@ -9,7 +9,6 @@ re-initialised training, no IMP run needed.
 
 from __future__ import annotations
 
-from lottery_style.core.config import Method
 from lottery_style.engine.methods.base import BranchOfImp, MethodStrategy, RoundInputs, State, register_method
 from lottery_style.pruning.masks import Masks
 
@@ -19,13 +18,13 @@ class _FreshScope(MethodStrategy):
         return {**super().start_weights(inputs), **inputs.fresh_state()}
 
 
-@register_method(Method.random_reinit)
+@register_method("random_reinit")
 class RandomReinitialisation(_FreshScope, BranchOfImp):
     def next_masks(self, inputs: RoundInputs) -> Masks:
         return self.imp_masks(inputs)
 
 
-@register_method(Method.random_reinit_own)
+@register_method("random_reinit_own")
 class RandomReinitialisationOwnMask(_FreshScope):
     def next_masks(self, inputs: RoundInputs) -> Masks:
         return inputs.own_magnitude_masks()

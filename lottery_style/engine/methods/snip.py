@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 
-from lottery_style.core.config import Method
 from lottery_style.engine.methods.at_init import PruningAtInitialisation, shuffled
 from lottery_style.engine.methods.base import RoundInputs, State, register_method
 from lottery_style.pruning.masks import Masks, dense_masks, score_prune
@@ -30,7 +29,7 @@ def snip_scores(model: torch.nn.Module, batch: dict[str, torch.Tensor], names: l
     return {name: (g * params[name]).abs().detach() for name, g in zip(names, gradients)}
 
 
-@register_method(Method.snip)
+@register_method("snip")
 class Snip(PruningAtInitialisation):
     """One shot to the round's sparsity by connection sensitivity at the rewind point."""
 
@@ -41,4 +40,4 @@ class Snip(PruningAtInitialisation):
         return score_prune(scores, dense_masks(scores), inputs.target, inputs.layerwise, tie_seed=inputs.tie_seed)
 
 
-register_method(Method.snip_shuffled)(shuffled(Snip))
+register_method("snip_shuffled")(shuffled(Snip))

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from lottery_style.core.config import Method
 from lottery_style.engine.methods.at_init import PruningAtInitialisation, shuffled
 from lottery_style.engine.methods.base import RoundInputs, register_method
 from lottery_style.pruning.masks import Masks
 from lottery_style.pruning.synflow import ITERATIONS, synflow_prune
 
 
-@register_method(Method.synflow)
+@register_method("synflow")
 class SynFlow(PruningAtInitialisation):
     """Iterative synaptic-flow pruning of the rewind point to the round's sparsity."""
 
@@ -29,4 +28,4 @@ class SynFlow(PruningAtInitialisation):
         return synflow_prune(weights, inputs.target, inputs.layerwise, self.iterations, tie_seed=inputs.tie_seed)
 
 
-register_method(Method.synflow_shuffled)(shuffled(SynFlow))
+register_method("synflow_shuffled")(shuffled(SynFlow))
