@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from lottery_style.engine.lottery import LotteryRun
-from lottery_style.pruning.callback import trainable_state
 from lottery_style.pruning.masks import Masks, dense_masks, kept_counts, magnitude_prune
 from lottery_style.tickets.paths import round_dir
 from lottery_style.tickets.storage import load_rewind_point, load_round
 from tests.conftest import TINY, compose_train
+from tests.test_lottery import RecordingRun as RoundStartsRun
 
 ROUNDS = 2
 METHODS = {
@@ -31,16 +31,11 @@ METHODS = {
 }
 
 
-class RecordingRun(LotteryRun):
-    """Keeps the weights every round starts from (after its masks are applied)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.starts: dict[int, dict[str, torch.Tensor]] = {}
+class RecordingRun(RoundStartsRun):
+    """Keeps the weights every round starts from (after its masks are applied) and the last round's model."""
 
     def start_round(self, model, index, target, state):
         masks = super().start_round(model, index, target, state)
-        self.starts[index] = trainable_state(model)
         self.model = model
         return masks
 
