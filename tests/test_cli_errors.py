@@ -228,19 +228,25 @@ def test_more_gpus_than_the_machine_has_fail_naming_hardware_devices(devices: ob
     assert message.startswith(f"hardware.devices={hardware.devices} is invalid: ") and "\n" not in message, message
 
 
-def test_slurm_launcher_without_its_extra_fails_in_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
-    for name in [m for m in sys.modules if m.startswith("hydra_plugins.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "hydra_plugins", None)  # no Hydra plugin installed
+def refused_slurm_sweep(tmp_path: Path, capsys, monkeypatch) -> object:
+    """The exit code of a `launcher=slurm` sweep that must be refused before Hydra writes anything (no stderr,
+    no sweep folder)."""
     monkeypatch.setattr(sys, "argv", ["lottery-style"])
     with pytest.raises(SystemExit) as exit_info:
         main(["-m", "launcher=slurm", "pruning=dense", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
     assert capsys.readouterr().err == ""
-    assert exit_info.value.code == (
+    assert not (tmp_path / "sweep").exists()
+    return exit_info.value.code
+
+
+def test_slurm_launcher_without_its_extra_fails_in_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    for name in [m for m in sys.modules if m.startswith("hydra_plugins.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "hydra_plugins", None)  # no Hydra plugin installed
+    assert refused_slurm_sweep(tmp_path, capsys, monkeypatch) == (
         "lottery-style: launcher=slurm needs hydra_plugins.hydra_submitit_launcher, which is not installed: "
         "expected the slurm extra (pip install 'lottery-style[slurm]')"
     )
-    assert not (tmp_path / "sweep").exists()
 
 
 def test_export_of_a_file_says_it_is_not_a_round_folder(files, capsys) -> None:
@@ -256,12 +262,7 @@ def test_slurm_launcher_off_a_slurm_cluster_fails_in_one_line_before_the_sweep_f
     """submitit finds out that ``srun`` is missing only after Hydra made the sweep folder (a 25-line traceback)."""
     monkeypatch.setattr("lottery_style.engine.validation.installed", lambda module: True)  # the extra, or not
     monkeypatch.setenv("PATH", str(tmp_path / "no_commands"))
-    monkeypatch.setattr(sys, "argv", ["lottery-style"])
-    with pytest.raises(SystemExit) as exit_info:
-        main(["-m", "launcher=slurm", "pruning=dense", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
-    assert capsys.readouterr().err == ""
-    assert exit_info.value.code == (
+    assert refused_slurm_sweep(tmp_path, capsys, monkeypatch) == (
         "lottery-style: launcher=slurm needs the srun command of a SLURM cluster, which is not on this machine's PATH: "
         "expected to run on a SLURM cluster's login node (or no launcher= option to run here)"
     )
-    assert not (tmp_path / "sweep").exists()
