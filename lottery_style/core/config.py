@@ -142,6 +142,13 @@ class Decode(ConfigEnum):
     device = "device"
 
 
+class Granularity(ConfigEnum):
+    """What one mask unit is (lottery_style/pruning/channels.py; docs/concepts.md, Channel tickets)."""
+
+    weight = "weight"  # one weight: unstructured sparsity, the paper's
+    channel = "channel"  # one output channel of a conv: its whole filter and its bias, so it outputs exactly zero
+
+
 class Part(ConfigEnum):
     """The parts of every model, each a submodule of the same name whose conv/linear weights may be pruned."""
 
@@ -225,7 +232,8 @@ class PruningConfig:
     # a registered method, checked by engine/validation.py (so that a wrong name fails in one line)
     method: str = option("imp", help="the pruning method or control; pruning=<name> selects it")
     rate: float = option(
-        0.2, help="fraction of the remaining weights pruned per round", valid=Range(low=0, high=1, low_open=True, high_open=True)
+        0.2, help="fraction of the remaining weights (channels at granularity=channel) pruned per round",
+        valid=Range(low=0, high=1, low_open=True, high_open=True),
     )
     rounds: int = option(3, help="pruning rounds after the dense round 0", valid=NON_NEGATIVE)
     target_sparsity: float | None = option(
@@ -235,6 +243,11 @@ class PruningConfig:
     sparsities: list[float] | None = option(None, help="overrides rate and rounds: the sparsity of each pruned round")
     scope: list[Part] = option(factory=lambda: list(Part), help="the parts whose conv/linear weights are pruned")
     layerwise: bool = option(False, help="rank each layer on its own instead of one global pool (the paper's)")
+    granularity: Granularity = option(
+        Granularity.weight,
+        help="the mask unit: weight (unstructured, the paper's) or channel (a conv's whole output channel, filter and "
+        "bias; the rate then counts channels)",
+    )
     rewind: Rewind = option(
         Rewind.init,
         help="where survivors restart: init (weights at step 0), step (weights at step k), lr (trained weights, "

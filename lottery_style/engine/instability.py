@@ -32,12 +32,13 @@ from lottery_style.core.atomic import atomic_torch_save, atomic_write_json, load
 from lottery_style.core.config import stream_seed
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.engine.evaluation import evaluate
+from lottery_style.engine.granularity import masked_parameters
 from lottery_style.engine.loggers import ScheduleCSVLogger
 from lottery_style.engine.ranks import barrier as wait_for_ranks
 from lottery_style.engine.ranks import is_rank_zero
 from lottery_style.engine.rewinding import Segment
 from lottery_style.pruning.callback import MaskCallback, trainable_state
-from lottery_style.pruning.masks import apply_masks, dense_masks, overall_sparsity
+from lottery_style.pruning.masks import apply_masks
 from lottery_style.tickets.paths import (
     CHECKPOINTS_DIR,
     COPY_WEIGHTS,
@@ -77,7 +78,7 @@ def train_copy(run: LotteryRun, masks: dict[str, Tensor], stream: int, folder: P
     cfg, k = run.cfg, int(run.cfg.pruning.rewind_step)
     model, _ = run.build()
     model.load_state_dict(load_rewind_point(run.source), strict=False)
-    apply_masks(run.scope_weights(model), masks)
+    apply_masks(masked_parameters(model, masks), masks)
     datamodule = StylePairDataModule(cfg.data, steps_per_epoch=cfg.training.steps, stream_seed=stream)
     logger = ScheduleCSVLogger(folder)
     run.fit_segment(model, datamodule, 1, Segment(k, int(cfg.training.steps), k), MaskCallback(masks), folder, logger)
@@ -90,8 +91,8 @@ def train_copy(run: LotteryRun, masks: dict[str, Tensor], stream: int, folder: P
 def analyse_round(run: LotteryRun, index: int) -> dict[str, Any]:
     """The dense network (round 0) or round ``index``'s IMP mask: two copies, E along their path, the barrier."""
     model, datamodule = run.build()
-    scope = run.scope_weights(model)
-    masks = dense_masks(scope) if index == 0 else load_round_masks(round_dir(run.source, index))
+    pruner = run.pruner_for(model)
+    masks = pruner.dense(run.scope_weights(model)) if index == 0 else load_round_masks(round_dir(run.source, index))
     streams = copy_streams(run)
     ends = [train_copy(run, masks, s, copy_dir(run.run_dir, index, c)) for c, s in zip("ab", streams)]
     datamodule.setup("test")
@@ -101,7 +102,7 @@ def analyse_round(run: LotteryRun, index: int) -> dict[str, Any]:
     for alpha in alphas:
         model.load_state_dict(interpolate(ends[0], ends[1], alpha), strict=False)
         errors.append(evaluate(model, datamodule.test_dataloader(), run.device)["E"])
-    return {"round": index, "sparsity": overall_sparsity(masks), "rewind_step": int(run.cfg.pruning.rewind_step),
+    return {"round": index, "sparsity": pruner.sparsity(masks), "rewind_step": int(run.cfg.pruning.rewind_step),
             "streams": list(streams), "alphas": alphas, "E": errors, "barrier": barrier(errors)}  # fmt: skip
 
 

@@ -32,6 +32,7 @@ from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.data.images import SKIPPED_IMAGES, merged_record
 from lottery_style.engine.checkpointing import ResumeCheckpoint
 from lottery_style.engine.evaluation import evaluate, evaluation_device, save_grid, seeded_model
+from lottery_style.engine.granularity import masked_parameters, run_pruner
 from lottery_style.engine.loggers import RunLogger, build_run_logger, start_fit
 from lottery_style.engine.methods import RoundInputs, method_strategy
 from lottery_style.engine.progress import RoundProgressBar, round_description
@@ -45,6 +46,7 @@ from lottery_style.models.base import StyleTransferModule
 from lottery_style.models.components.released import without_weight_files
 from lottery_style.pruning.callback import MaskCallback, StepSeed, trainable_state
 from lottery_style.pruning.masks import Masks, apply_masks, dense_masks, sparsity_report
+from lottery_style.pruning.pruner import Pruner
 from lottery_style.tickets.paths import (
     CHECKPOINTS_DIR,
     GRID_FILE,
@@ -117,6 +119,7 @@ class LotteryRun:
         self.dense_E = float("nan")  # round 0's test error, the matching reference of every round line
         self.datamodule: StylePairDataModule | None = None  # the run's, for pruning at initialisation's batch
         self.round_zero_watch: list[Callback] = []  # the method's watch of round 0 (early-bird tickets)
+        self.pruner = Pruner()  # pruning.granularity's rules, set for the run's model by :meth:`pruner_for`
 
     # ------------------------------------------------------------------ setup
     def build(self) -> tuple[StyleTransferModule, StylePairDataModule]:
@@ -131,6 +134,11 @@ class LotteryRun:
         groups = model.prunable_weights()
         return {name: p for part in self.scope for name, p in groups[part].items()}
 
+    def pruner_for(self, model: StyleTransferModule) -> Pruner:
+        """The run's pruner (``pruning.granularity``) over the scope of ``model``; kept as :attr:`pruner`."""
+        self.pruner = run_pruner(self.cfg, model, self.scope_weights(model))
+        return self.pruner
+
     # -------------------------------------------------------------- the loop
     def run(self) -> dict[str, Any]:
         if self.strategy.analysis:  # a branch that analyses the followed run instead of training tickets
@@ -144,7 +152,7 @@ class LotteryRun:
         model, datamodule = self.build()
         self.datamodule = datamodule
         run_logger = build_run_logger(self.cfg, self.run_dir)
-        state = RoundState(masks=dense_masks(self.scope_weights(model)))
+        state = RoundState(masks=self.pruner_for(model).dense(self.scope_weights(model)))
         for index, target in enumerate(self.sparsities):
             ticket_dir = round_dir(self.run_dir, index)
             if index == 0 and self.source is not None:
@@ -245,10 +253,11 @@ class LotteryRun:
             rewind_model=lambda: self.holding(model, self.rewind_point),
             training_batch=lambda: self.stream_batch(int(self.cfg.pruning.rewind_step)),
             run_dir=self.run_dir,
+            pruner=self.pruner,
         )
         masks = self.strategy.next_masks(inputs)
         model.load_state_dict(self.strategy.start_weights(inputs), strict=False)
-        apply_masks(self.scope_weights(model), masks)
+        apply_masks(masked_parameters(model, masks), masks)
         return masks
 
     @staticmethod
@@ -298,7 +307,9 @@ class LotteryRun:
         logger = run_logger.round_logger(index, round_info)
         initial = trainable_state(model) if index == 0 else None
         if index == 0:
-            self.round_zero_watch = self.strategy.round_zero_callbacks(self.cfg, self.sparsities[1:], list(masks), ticket_dir)
+            self.round_zero_watch = self.strategy.round_zero_callbacks(
+                self.cfg, self.sparsities[1:], list(masks), ticket_dir, self.pruner
+            )
         for segment in round_segments(self.rewind, self.cfg.pruning.rewind_step, self.cfg.training.steps, index):
             if index == 0 and segment.end < self.cfg.training.steps:
                 self.train_to_rewind_step(model, datamodule, segment, mask_callback, ticket_dir, logger)

@@ -24,7 +24,7 @@ from lightning.pytorch.accelerators import CUDAAccelerator
 from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.core.conf_dir import CONF_DIR
-from lottery_style.core.config import NON_NEGATIVE, ConfigError, Rewind, field_metadata
+from lottery_style.core.config import NON_NEGATIVE, ConfigError, Granularity, Rewind, field_metadata
 from lottery_style.core.extras import OPTION_COMMANDS, OPTION_EXTRAS, installed
 from lottery_style.data.datamodule import check_data_config
 from lottery_style.data.images import NoImagesError, folder_problem
@@ -166,6 +166,7 @@ def check_config(cfg: DictConfig) -> None:
         except ValueError as error:
             raise ConfigError(str(error)) from None
         check_scope_is_trained(cfg)
+        check_granularity(cfg)
     check_rewinding(cfg)
     check_branches(cfg)
     if pruning.source_run is not None:
@@ -189,6 +190,13 @@ def check_scope_is_trained(cfg: DictConfig) -> None:
             f"{cfg.model.name} keeps frozen and could not retrain: use pruning.scope=[{','.join(kept)}], or train it "
             f"(model.train_encoder=true for the encoder)"
         )
+
+
+def check_granularity(cfg: DictConfig) -> None:
+    """Channel pruning only on an architecture that says which of its channels must stay (``channel_refusal``)."""
+    reason = model_class(cfg.model.name).channel_refusal
+    if Granularity(cfg.pruning.granularity) is Granularity.channel and reason:
+        raise ConfigError(f"pruning.granularity=channel is refused for model {cfg.model.name}: {reason}")
 
 
 def check_rewinding(cfg: DictConfig) -> None:

@@ -220,6 +220,10 @@ class AdaAttN(StyleTransferModule):
     # Content sides: the relu5_1 branch is upsampled x2 onto relu4_1 and the decoder's relu4_1 x2
     # onto the relu3_1 skip. The style may have any size: attention reads it as a set of positions.
     size_multiple = 16
+    channel_refusal = (
+        "its attention keys concatenate features of several levels and its decoder concatenates a skip, which no "
+        "rule here keeps in step yet"
+    )
 
     def build_transform(self) -> nn.Module:
         transform = AdaAttNTransform(self.cfg.max_sample_relu3, self.cfg.max_sample_relu45, self.cfg.eps)

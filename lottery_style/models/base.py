@@ -11,6 +11,7 @@ by part.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
@@ -28,6 +29,16 @@ from lottery_style.models.components.released import RELEASED_PARTS, ReferenceLa
 from lottery_style.models.components.structure import structure_score
 from lottery_style.models.components.vgg import VGGEncoder
 from lottery_style.models.components.weight_sources import build_encoder, resolve_weight_source
+
+
+def conv_weights(module: nn.Module) -> list[str]:
+    """The weight names of ``module``'s convs in registration order (the forward order of a sequential body)."""
+    return [f"{name}.weight" for name, layer in module.named_modules() if isinstance(layer, nn.Conv2d)]
+
+
+def chain_links(names: list[str]) -> dict[str, list[str]]:
+    """Each conv of a sequential chain feeds the next one."""
+    return {a: [b] for a, b in itertools.pairwise(names)}
 
 
 class Losses(NamedTuple):
@@ -56,6 +67,9 @@ class StyleTransferModule(LightningModule):
     reference_decoder: ClassVar[str | None] = None
     # Loss terms the reference sums over the batch where the others are averaged (see weighted_loss).
     batch_summed_terms: ClassVar[tuple[str, ...]] = ()
+    # Why pruning.granularity=channel cannot run on this architecture (None: it can): the config check refuses it in
+    # one line naming the model and this reason, before anything is built.
+    channel_refusal: ClassVar[str | None] = None
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any]):
         super().__init__()
@@ -161,6 +175,41 @@ class StyleTransferModule(LightningModule):
                 if param.dim() > 1 and name.endswith("weight") and full_name not in fixed:
                     groups[part][full_name] = param
         return groups
+
+    def fixed_channels(self) -> set[str]:
+        """Prunable weights whose output channels are never pruned at ``pruning.granularity=channel``.
+
+        The decoder's last conv writes the RGB image: its three channels are the
+        output. An architecture adds the convs whose output channels must stay in
+        step with others (residual adds, attention query/key pairs) or feed an
+        operation that does not keep a zero channel zero.
+        """
+        return {self.decoder_convs()[-1]}
+
+    def channel_links(self) -> dict[str, list[str]]:
+        """For each prunable conv, the convs whose input channels are its output channels, read directly.
+
+        "Directly" means through operations that keep an all-zero channel all
+        zero (ReLU, padding, pooling, nearest upsampling, AdaIN of a zero channel),
+        so the slices of those convs that read a pruned channel are dead weights.
+        The default: consecutive convs of the encoder's and the decoder's
+        sequential bodies (:meth:`body_links`), and the encoder's last conv into
+        the decoder's first (AdaIN's path); an architecture with a learned
+        transform says its own.
+        """
+        links = self.body_links()
+        links.setdefault(self.encoder_convs()[-1], []).append(self.decoder_convs()[0])
+        return links
+
+    def encoder_convs(self) -> list[str]:
+        return [f"encoder.{name}" for name in conv_weights(self.encoder)]
+
+    def decoder_convs(self) -> list[str]:
+        return [f"decoder.{name}" for name in conv_weights(self.decoder)]
+
+    def body_links(self) -> dict[str, list[str]]:
+        """Consecutive convs of the encoder's and the decoder's sequential bodies."""
+        return chain_links(self.encoder_convs()) | chain_links(self.decoder_convs())
 
     # --------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:

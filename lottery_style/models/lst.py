@@ -125,6 +125,10 @@ class LST(StyleTransferModule):
     """
 
     loss_depth = 5
+    channel_refusal = (
+        "its covariance nets flatten feature channels into linear layers and its compress/unzip convs pair up "
+        "around the m x m matrix, which no rule here keeps in step yet"
+    )
 
     @property
     def encoder_depth(self) -> int:  # type: ignore[override]  # depends on the configured level

@@ -80,6 +80,7 @@ class MANet(SANet):
 
     transform_levels = (4,)
     size_multiple = 8
+    channel_refusal = "its style channel attention mixes every channel with every other (C x C), so a zero channel does not stay zero"
     reference_decoder = "diyiiyiii/Arbitrary-Style-Transfer-via-Multi-Adaptation-Network decoder_iter_*.pth"
 
     def build_transform(self) -> nn.Module:

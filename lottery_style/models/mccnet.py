@@ -112,6 +112,10 @@ class MCCNet(SANet):
 
     transform_levels = (4,)
     size_multiple = 8
+    channel_refusal = (
+        "its MCC block multiplies f's channels by per-channel weights from a linear layer over g's, which no rule "
+        "here keeps in step yet"
+    )
     reference_decoder = "diyiiyiii/MCCNet decoder_iter_*.pth"
     batch_summed_terms = ("tv",)
 

@@ -106,6 +106,26 @@ class SANet(StyleTransferModule):
     def build_transform(self) -> nn.Module:
         return SANetTransform()
 
+    def fixed_channels(self) -> set[str]:
+        """The base's, plus each attention block's query and key (their channels pair up in QᵀK) and output (added
+        to the content features), and the encoder convs whose relu k_1 the transform reads (the residual's other
+        operand, and mean-variance normalised, which does not keep a zero channel zero)."""
+        blocks = [name for name, module in self.transform.named_children() if isinstance(module, StyleAttention)]
+        taps = self.encoder.tap_conv_weights()
+        return (
+            super().fixed_channels()
+            | {f"transform.{block}.{conv}.weight" for block in blocks for conv in ("query", "key", "output")}
+            | {f"encoder.{taps[level - 1]}" for level in self.transform_levels}
+        )
+
+    def channel_links(self) -> dict[str, list[str]]:
+        """The bodies' chains, each attention's value into its output, and the merge conv into the decoder."""
+        links = self.body_links()
+        for block in ("attention4", "attention5"):
+            links[f"transform.{block}.value.weight"] = [f"transform.{block}.output.weight"]
+        links["transform.merge.1.weight"] = [self.decoder_convs()[0]]
+        return links
+
     def transform_inputs(self, features: list[Tensor]) -> list[Tensor]:
         return [features[level - 1] for level in self.transform_levels]
 

@@ -21,13 +21,13 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from lottery_style.core.atomic import atomic_torch_save, atomic_write_json, load_tensors
 from lottery_style.pruning.early_bird import EarlyBird
-from lottery_style.pruning.masks import dense_masks, magnitude_prune
+from lottery_style.pruning.pruner import Pruner
 from lottery_style.tickets.paths import EARLY_BIRD_RECORD, EARLY_BIRD_SUMMARY
 
 
 class EarlyBirdWatch(Callback):
     def __init__(self, trackers: list[EarlyBird], names: list[str], every: int, layerwise: bool, ticket_dir: Path,
-                 costs: dict[str, int], tie_seed: int):  # fmt: skip
+                 costs: dict[str, int], tie_seed: int, pruner: Pruner | None = None):  # fmt: skip
         self.trackers = trackers
         self.names = names
         self.every = every
@@ -35,15 +35,17 @@ class EarlyBirdWatch(Callback):
         self.ticket_dir = ticket_dir
         self.costs = costs  # round_zero_steps, ticket_steps: for the report's cost comparison
         self.tie_seed = tie_seed
+        self.pruner = pruner or Pruner()  # pruning.granularity's unit
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.datamodule.start_step + trainer.global_step  # the step of round 0 just completed
         if step % self.every:
             return
-        weights = {name: p.detach() for group in pl_module.prunable_weights().values() for name, p in group.items()}
-        scope = {name: weights[name] for name in self.names}
+        params = dict(pl_module.named_parameters())
+        scope = {name: params[name].detach() for name in self.names}
+        pruner = self.pruner
         for tracker in self.trackers:
-            masks = magnitude_prune(scope, dense_masks(scope), tracker.target, self.layerwise, tie_seed=self.tie_seed)
+            masks = pruner.magnitude(scope, pruner.dense(scope), tracker.target, self.layerwise, tie_seed=self.tie_seed)
             tracker.observe(step, {n: m.cpu() for n, m in masks.items()})
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

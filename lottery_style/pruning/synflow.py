@@ -31,7 +31,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from lottery_style.pruning.masks import Masks, dense_masks, score_prune
+from lottery_style.pruning.masks import Masks
+from lottery_style.pruning.pruner import Pruner
 
 ITERATIONS = 100  # Tanaka et al. 2020, section 6: 100 pruning iterations
 
@@ -83,15 +84,19 @@ def synflow_prune(
     iterations: int = ITERATIONS,
     *,
     tie_seed: int,
+    pruner: Pruner | None = None,
 ) -> Masks:
     """SynFlow's iterative pruning from dense to exactly ``target_sparsity``: an exponential schedule.
 
-    Iteration i of n keeps the fraction (1 - target)^(i/n) of the weights
+    Iteration i of n keeps the fraction (1 - target)^(i/n) of the units
     (Tanaka et al. 2020, Algorithm 1), each time re-scoring the masked network.
     Every iteration breaks ties in the same order of positions, ``tie_seed``'s.
+    ``pruner`` says what a unit is (a weight by default; a channel scores as
+    the mean of its filter's scores); ``weights`` are the conv/linear weights.
     """
+    pruner = pruner or Pruner()
     schedule = [1.0 - (1.0 - target_sparsity) ** (i / iterations) for i in range(1, iterations)] + [target_sparsity]
-    masks = dense_masks(weights)
+    masks = pruner.dense(weights)
     for sparsity in schedule:
-        masks = score_prune(synflow_scores(weights, masks), masks, sparsity, layerwise, tie_seed=tie_seed)
+        masks = pruner.by_scores(synflow_scores(weights, masks), masks, sparsity, layerwise, tie_seed=tie_seed)
     return masks

@@ -18,7 +18,7 @@ the round's control generator.
 from __future__ import annotations
 
 from lottery_style.engine.methods.base import MethodStrategy, RoundInputs
-from lottery_style.pruning.masks import Masks, shuffle_within_layers
+from lottery_style.pruning.masks import Masks
 
 
 class PruningAtInitialisation(MethodStrategy):
@@ -33,7 +33,7 @@ def shuffled(method: type[PruningAtInitialisation]) -> type[PruningAtInitialisat
 
     class Shuffled(method):  # type: ignore[valid-type,misc]
         def next_masks(self, inputs: RoundInputs) -> Masks:
-            return shuffle_within_layers(super().next_masks(inputs), inputs.generator)
+            return inputs.pruner.shuffle(super().next_masks(inputs), inputs.generator)
 
     Shuffled.__name__ = Shuffled.__qualname__ = f"{method.__name__}Shuffled"
     Shuffled.__doc__ = f"{method.__name__}'s per-layer counts at random positions within each layer (Frankle et al. 2021)."

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -31,7 +31,8 @@ import torch
 from torch import Tensor
 
 from lottery_style.core.config import PRUNING_SECTIONS, Rewind
-from lottery_style.pruning.masks import Masks, magnitude_prune
+from lottery_style.pruning.masks import Masks
+from lottery_style.pruning.pruner import Pruner
 
 if TYPE_CHECKING:
     from lightning.pytorch import Callback
@@ -60,7 +61,8 @@ class RoundInputs:
     round's own weights after :meth:`MethodStrategy.next_masks`), and
     ``training_batch`` the batch the training stream gives at the rewind point.
     ``run_dir`` is the run's folder, for what a watch of its round 0 recorded.
-    Ties in any ranking are broken by :attr:`tie_seed`.
+    Ties in any ranking are broken by :attr:`tie_seed`, and every mask is made by :attr:`pruner`
+    (``pruning.granularity``'s unit: a weight or a conv's output channel).
     """
 
     index: int
@@ -78,6 +80,7 @@ class RoundInputs:
     rewind_model: Callable[[], StyleTransferModule] | None = None
     training_batch: Callable[[], dict[str, Tensor]] | None = None
     run_dir: Path | None = None  # the run's folder: what its round 0 recorded (early-bird masks)
+    pruner: Pruner = field(default_factory=Pruner)  # pruning.granularity's rules: every mask comes from it
 
     def scope_of(self, state: State) -> State:
         """The prunable scope weights of a full trainable state, in its (the model's registration) order."""
@@ -96,7 +99,7 @@ class RoundInputs:
     def own_magnitude_masks(self) -> Masks:
         """IMP's next mask on this run's own trajectory: the previous round's weights ranked by magnitude."""
         weights = self.scope_of(self.previous_weights)
-        return magnitude_prune(weights, self.previous_masks, self.target, self.layerwise, tie_seed=self.tie_seed)
+        return self.pruner.magnitude(weights, self.previous_masks, self.target, self.layerwise, tie_seed=self.tie_seed)
 
 
 class MethodStrategy:
@@ -116,9 +119,11 @@ class MethodStrategy:
         """An analysis kind's whole branch run (it trains and evaluates with the driver's fits): its results."""
         raise NotImplementedError
 
-    def round_zero_callbacks(self, cfg: DictConfig, targets: list[float], names: list[str], ticket_dir: Path) -> list[Callback]:
-        """Callbacks that watch the dense round 0 of a run (early-bird tickets), given the schedule's targets and
-        the scope's weight names; none by default."""
+    def round_zero_callbacks(
+        self, cfg: DictConfig, targets: list[float], names: list[str], ticket_dir: Path, pruner: Pruner
+    ) -> list[Callback]:
+        """Callbacks that watch the dense round 0 of a run (early-bird tickets), given the schedule's targets, the
+        names of the scope's masked parameters and the run's pruner; none by default."""
         return []
 
     def start_weights(self, inputs: RoundInputs) -> State:

@@ -27,6 +27,7 @@ from lottery_style.engine.methods.base import MethodStrategy, RoundInputs, regis
 from lottery_style.pruning.early_bird import EarlyBird
 from lottery_style.pruning.early_bird_watch import EarlyBirdWatch, load_trackers
 from lottery_style.pruning.masks import Masks
+from lottery_style.pruning.pruner import Pruner
 from lottery_style.tickets.paths import round_dir
 
 
@@ -50,13 +51,15 @@ class EarlyBirdOptions:
 class EarlyBirdTicket(MethodStrategy):
     weight_rewinding_only = True
 
-    def round_zero_callbacks(self, cfg: DictConfig, targets: list[float], names: list[str], ticket_dir: Path) -> list[Callback]:
+    def round_zero_callbacks(
+        self, cfg: DictConfig, targets: list[float], names: list[str], ticket_dir: Path, pruner: Pruner
+    ) -> list[Callback]:
         options, steps = cfg.pruning.early_bird, int(cfg.training.steps)
         trackers = [EarlyBird(target, float(options.threshold), int(options.window)) for target in targets]
         costs = {"round_zero_steps": steps, "ticket_steps": steps - int(cfg.pruning.rewind_step)}
         every = int(options.every or cfg.training.checkpoint_every)
         layerwise = bool(cfg.pruning.layerwise)
-        return [EarlyBirdWatch(trackers, names, every, layerwise, ticket_dir, costs, tie_seed=control_seed(cfg))]
+        return [EarlyBirdWatch(trackers, names, every, layerwise, ticket_dir, costs, tie_seed=control_seed(cfg), pruner=pruner)]
 
     def next_masks(self, inputs: RoundInputs) -> Masks:
         assert inputs.run_dir is not None, "early_bird reads its round 0's record"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lottery_style.core.config import Rewind
 from lottery_style.engine.methods.base import MethodStrategy, RoundInputs, State, register_method
-from lottery_style.pruning.masks import Masks, dense_masks, magnitude_prune
+from lottery_style.pruning.masks import Masks
 
 
 @register_method("oneshot")
@@ -19,7 +19,8 @@ class OneShotMagnitudePruning(MethodStrategy):
 
     def next_masks(self, inputs: RoundInputs) -> Masks:
         dense = inputs.scope_of(inputs.dense_weights)
-        return magnitude_prune(dense, dense_masks(dense), inputs.target, inputs.layerwise, tie_seed=inputs.tie_seed)
+        pruner = inputs.pruner
+        return pruner.magnitude(dense, pruner.dense(dense), inputs.target, inputs.layerwise, tie_seed=inputs.tie_seed)
 
     def start_weights(self, inputs: RoundInputs) -> State:
         if inputs.rewind in (Rewind.init, Rewind.step):

@@ -16,7 +16,7 @@ import torch
 
 from lottery_style.engine.methods.at_init import PruningAtInitialisation, shuffled
 from lottery_style.engine.methods.base import RoundInputs, State, register_method
-from lottery_style.pruning.masks import Masks, dense_masks, score_prune
+from lottery_style.pruning.masks import Masks
 
 
 def snip_scores(model: torch.nn.Module, batch: dict[str, torch.Tensor], names: list[str], seed: int) -> State:
@@ -37,7 +37,8 @@ class Snip(PruningAtInitialisation):
         assert inputs.rewind_model is not None and inputs.training_batch is not None, "snip scores the rewind point"
         names = list(inputs.scope_of(inputs.rewind_point))
         scores = snip_scores(inputs.rewind_model(), inputs.training_batch(), names, inputs.generator.initial_seed())
-        return score_prune(scores, dense_masks(scores), inputs.target, inputs.layerwise, tie_seed=inputs.tie_seed)
+        pruner = inputs.pruner
+        return pruner.by_scores(scores, pruner.dense(scores), inputs.target, inputs.layerwise, tie_seed=inputs.tie_seed)
 
 
 register_method("snip_shuffled")(shuffled(Snip))

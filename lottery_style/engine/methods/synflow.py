@@ -24,8 +24,10 @@ class SynFlow(PruningAtInitialisation):
     iterations: ClassVar[int] = ITERATIONS  # about 0.6 s each for AdaIN's 7M weights on one CPU core
 
     def next_masks(self, inputs: RoundInputs) -> Masks:
-        weights = inputs.scope_of(inputs.rewind_point)
-        return synflow_prune(weights, inputs.target, inputs.layerwise, self.iterations, tie_seed=inputs.tie_seed)
+        weights = {name: w for name, w in inputs.scope_of(inputs.rewind_point).items() if w.dim() > 1}  # no biases
+        return synflow_prune(
+            weights, inputs.target, inputs.layerwise, self.iterations, tie_seed=inputs.tie_seed, pruner=inputs.pruner
+        )
 
 
 register_method("synflow_shuffled")(shuffled(SynFlow))

@@ -132,6 +132,11 @@ class VGGEncoder(nn.Module):
         """Parameters that are preprocessing, never trained or pruned."""
         return {"body.0.weight", "body.0.bias"} if self.layout is Layout.normalised else set()
 
+    def tap_conv_weights(self) -> list[str]:
+        """The weight name of the conv whose ReLU is each tap (relu1_1 .. relu``depth``_1)."""
+        convs = [i for i, m in enumerate(self.body) if isinstance(m, nn.Conv2d)]
+        return [f"body.{max(i for i in convs if i < tap)}.weight" for tap in self.taps]
+
     def prunable_weights(self) -> dict[str, nn.Parameter]:
         """Conv weights, excluding the fixed 1x1 preprocessing conv."""
         return {
