@@ -31,6 +31,7 @@ from lottery_style.core.config import PARTS, Part, Rewind, control_seed, part_of
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.data.images import SKIPPED_IMAGES, merged_record
 from lottery_style.engine.checkpointing import ResumeCheckpoint
+from lottery_style.engine.cost import ConvCall, kept_flops, parameter_counts, stylization_flops
 from lottery_style.engine.evaluation import evaluate, evaluation_device, save_grid, seeded_model
 from lottery_style.engine.granularity import masked_parameters, run_pruner
 from lottery_style.engine.loggers import RunLogger, build_run_logger, start_fit
@@ -120,6 +121,7 @@ class LotteryRun:
         self.datamodule: StylePairDataModule | None = None  # the run's, for pruning at initialisation's batch
         self.round_zero_watch: list[Callback] = []  # the method's watch of round 0 (early-bird tickets)
         self.pruner = Pruner()  # pruning.granularity's rules, set for the run's model by :meth:`pruner_for`
+        self._flops: tuple[int, dict[str, list[ConvCall]]] | None = None  # the dense count (inference_cost)
 
     # ------------------------------------------------------------------ setup
     def build(self) -> tuple[StyleTransferModule, StylePairDataModule]:
@@ -291,6 +293,18 @@ class LotteryRun:
         state.update({f"encoder.{k}": v for k, v in model.encoder.conv_state_from(fresh.encoder).items()})
         return {k: v for k, v in state.items() if part_of(k) in self.scope}
 
+    def inference_cost(self, model: StyleTransferModule, masks: Masks) -> dict[str, Any]:
+        """FLOPs of one stylization at the eval size (dense, and of the kept channels) and parameter counts.
+
+        The dense count depends on the architecture and the size only, so it is
+        counted once per run (:mod:`lottery_style.engine.cost`).
+        """
+        if self._flops is None:
+            self._flops = stylization_flops(model, int(self.cfg.data.eval_size), self.device)
+        flops, calls = self._flops
+        kept = kept_flops(flops, calls, self.pruner.kept_channels(masks))
+        return {"flops": flops, "flops_kept": kept, **parameter_counts(model)}
+
     # ------------------------------------------------------------- one round
     def fit_round(
         self,
@@ -302,8 +316,7 @@ class LotteryRun:
         run_logger: RunLogger,
     ) -> dict[str, Any]:
         mask_callback = MaskCallback(masks)
-        sparsity = sparsity_report(masks, part_of)
-        round_info = {"round": index, "method": self.method, "sparsity": sparsity["total"]}
+        round_info = {"round": index, "method": self.method, "sparsity": self.pruner.sparsity(masks)}
         logger = run_logger.round_logger(index, round_info)
         initial = trainable_state(model) if index == 0 else None
         if index == 0:
@@ -317,7 +330,7 @@ class LotteryRun:
                 self.fit_segment(model, datamodule, index, segment, mask_callback, ticket_dir, logger)
         if index == 0 and self.rewind_point is None:
             self.rewind_point = initial
-        metrics = self.record(model, datamodule, index, mask_callback, sparsity, ticket_dir)
+        metrics = self.record(model, datamodule, index, mask_callback, ticket_dir)
         run_logger.end_round(index, metrics, ticket_dir)
         return metrics
 
@@ -374,7 +387,7 @@ class LotteryRun:
         if index == 0:
             callbacks += self.round_zero_watch
         if training.progress_bar:
-            sparsity = sparsity_report(mask_callback.masks, part_of)["total"]
+            sparsity = self.pruner.sparsity(mask_callback.masks)
             run = f"[{self.label}]" if self.label else self.run_dir.name  # a branch as its round lines name it
             description = round_description(run, index, len(self.sparsities) - 1, sparsity)
             callbacks.append(RoundProgressBar(description, segment.start, training.steps))
@@ -403,7 +416,6 @@ class LotteryRun:
         datamodule: StylePairDataModule,
         index: int,
         mask_callback: MaskCallback,
-        sparsity: dict[str, Any],
         ticket_dir: Path,
     ) -> dict[str, Any]:
         """Evaluate and write the ticket; the DONE marker goes last so a crash leaves the round unfinished."""
@@ -416,12 +428,14 @@ class LotteryRun:
         metrics = {
             "round": index,
             "method": self.method,
-            "sparsity": sparsity["total"],
+            "sparsity": self.pruner.sparsity(mask_callback.masks),  # of the pruner's unit: what the rate counts
+            **self.pruner.record(mask_callback.masks),
             "sparsity_model": model_sparsity["total"],
             **{f"sparsity_{part}": model_sparsity["parts"].get(part, 0.0) for part in PARTS},
             "sparsity_layers": model_sparsity["layers"],
             "weight_source": model.weight_source.value,
             "mask_hashes": mask_callback.mask_hashes,  # one per DDP rank, all equal (checked at fit start)
+            **self.inference_cost(model, mask_callback.masks),
             **errors,
             # The unreadable images met so far in this run, on every rank (each rank reads its own slice).
             SKIPPED_IMAGES: merged_record(entry for part in gathered(datamodule.skipped.entries()) for entry in part),
@@ -429,7 +443,7 @@ class LotteryRun:
         if is_rank_zero():
             if index == 0:
                 save_rewind_point(self.run_dir, self.rewind_point)
-            save_round(ticket_dir, trainable_state(model), mask_callback.masks)
+            metrics["file_bytes"] = save_round(ticket_dir, trainable_state(model), mask_callback.masks).file_bytes
             atomic_write_json(ticket_dir / METRICS_FILE, metrics)
             atomic_write_text(ticket_dir / ROUND_CONFIG, OmegaConf.to_yaml(self.cfg, resolve=True))
             save_grid(model, datamodule.grid_batch(), ticket_dir / GRID_FILE, self.device)

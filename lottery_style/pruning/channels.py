@@ -6,16 +6,18 @@ cover both). A channel ticket is still a masked dense network; what it buys is
 that a slimmed copy can drop the channel, and with it the slices of the
 following convs that read it.
 
-Scores. A channel's score is the mean of its filter's per-weight scores: for
-magnitude the mean |w|, which is Li et al.'s L1 norm ("Pruning Filters for
-Efficient ConvNets", 2017) divided by the filter's size; for SNIP and SynFlow
-the mean of their per-weight saliencies. Within one layer every filter has
-the same size, so the layer-wise ranking (``pruning.layerwise=true``) is
-exactly Li et al.'s. The division matters for the global ranking: a filter's
-L1 norm grows with its fan-in (in-channels x kernel area), so unnormalised
-sums would rank a 64-in filter far below a 512-in one of the same weights
-and empty the narrow layers first; the mean compares filters on the same
-per-weight scale on which the weight granularity ranks single weights.
+Scores. A channel's score is the sum of its filter's per-weight scores: for
+magnitude the filter's L1 norm (Li et al. 2017, "Pruning Filters for
+Efficient ConvNets"), for SNIP and SynFlow the sum of their per-weight
+saliencies. The layer-wise ranking (``pruning.layerwise=true``) ranks these
+within each layer: exactly Li et al.'s. The global ranking first divides each
+layer's scores by their mean over the layer's surviving channels. Raw sums
+are not comparable across layers: a filter's L1 norm grows with its fan-in,
+and PyTorch's initialisation scales weights by 1/sqrt(fan-in), so one layer's
+filters can all sit below another's; on AdaIN four steps from initialisation the per-weight mean
+ranking emptied the 512-in decoder conv by 36% channel sparsity, which cuts the
+network. Normalised, a channel is ranked by how it compares with its own
+layer's channels, and the global pool decides how many each layer loses.
 
 Counting. The schedule's rate counts channels: the unit of pruning is what the
 rate removes, so "20% per round" prunes a fifth of the surviving prunable
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -122,6 +125,12 @@ class ChannelLayout:
         return 1.0 - kept / total if total else 0.0
 
 
+def _per_layer(scores: Tensor, alive: Tensor) -> Tensor:
+    """Channel scores over their mean among the layer's survivors (as they are when that mean is 0)."""
+    mean = scores[alive].mean() if bool(alive.any()) else scores.new_zeros(())
+    return scores / mean if mean > 0 else scores
+
+
 class ChannelPruner(Pruner):
     """Channel granularity: the rules of :class:`Pruner` on channel masks (see the module docstring)."""
 
@@ -147,25 +156,24 @@ class ChannelPruner(Pruner):
     def magnitude(
         self, weights: Mapping[str, Tensor], masks: Masks, target: float, layerwise: bool, *, tie_seed: int
     ) -> Masks:
-        """Li et al.'s filter L1 norm, per filter weight (the module docstring says why)."""
+        """Li et al.'s filter L1 norm (normalised per layer for the global ranking: the module docstring says why)."""
         absolute = {name: weights[name].detach().abs() for name in self.layout.pool}
         return self.by_scores(absolute, masks, target, layerwise, tie_seed=tie_seed)
 
     def by_scores(
         self, scores: Mapping[str, Tensor], masks: Masks, target: float, layerwise: bool, *, tie_seed: int
     ) -> Masks:
-        """Each channel scored by the mean of its filter's per-weight scores; the lowest pruned."""
+        """Each channel scored by the sum of its filter's per-weight scores over its layer's mean; the lowest pruned."""
         channels = self._checked(masks)
         pool = self.layout.pool
         if not pool:
             if target > 0:
                 raise ValueError(f"no channel can be pruned to sparsity {target}: every conv in scope is fixed")
             return self.layout.masks(channels)
-        means = {name: scores[name].detach().reshape(scores[name].shape[0], -1).mean(1) for name in pool}
-        pruned = _prune_by(
-            means, {name: channels[name].to(means[name].device) for name in pool}, target,
-            layerwise=layerwise, by_magnitude=False, tie_seed=tie_seed,
-        )  # fmt: skip
+        sums = {name: scores[name].detach().reshape(scores[name].shape[0], -1).sum(1) for name in pool}
+        alive = {name: channels[name].to(sums[name].device) for name in pool}
+        ranked = {name: _per_layer(sums[name], alive[name]) for name in pool}
+        pruned = _prune_by(ranked, alive, target, layerwise=layerwise, by_magnitude=False, tie_seed=tie_seed)
         return self.layout.masks({**channels, **{name: m.cpu() for name, m in pruned.items()}})
 
     def counts(self, masks: Masks) -> dict[str, int]:
@@ -175,6 +183,18 @@ class ChannelPruner(Pruner):
     def random_like(self, counts: Mapping[str, int], within: Masks, generator: torch.Generator) -> Masks:
         """Random channels of ``within``'s survivors, ``counts`` per conv."""
         return self.layout.masks(random_prune_like(counts, self._checked(within), generator))
+
+    def record(self, masks: Masks) -> dict[str, Any]:
+        """Channel sparsity (the rate's unit) and weight sparsity (with the dead input slices)."""
+        return {
+            "granularity": "channel",
+            "channel_sparsity": self.sparsity(masks),
+            "weight_sparsity": self.layout.weight_sparsity(masks),
+            "channels_kept": {name: int(kept.count_nonzero()) for name, kept in self._checked(masks).items()},
+        }
+
+    def kept_channels(self, masks: Masks) -> dict[str, tuple[int, int]]:
+        return self.layout.kept_channels(masks)
 
     def sparsity(self, masks: Masks) -> float:
         """Pruned channels over the pool's channels (the fixed convs' channels are no units)."""

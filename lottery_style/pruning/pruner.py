@@ -10,6 +10,7 @@ is the channel granularity (a unit is a conv's output channel: its filter and it
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -59,3 +60,11 @@ class Pruner:
     def sparsity(self, masks: Masks) -> float:
         """The fraction of prunable units pruned: what the schedule's rate counts."""
         return overall_sparsity(masks)
+
+    def record(self, masks: Masks) -> dict[str, Any]:
+        """What a round's ``metrics.json`` says of its masks beyond ``sparsity``."""
+        return {"granularity": "weight", "weight_sparsity": overall_sparsity(masks)}
+
+    def kept_channels(self, masks: Masks) -> dict[str, tuple[int, int]]:
+        """(kept output, kept input) channels of the convs a mask thins; none at weight granularity."""
+        return {}
