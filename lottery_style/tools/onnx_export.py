@@ -24,8 +24,12 @@ sizes, not the batched one that holds only when both sizes agree.
 
 from __future__ import annotations
 
+import io
+import logging
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +86,30 @@ def dynamic_shapes(multiple: int) -> dict[str, dict[int, object] | None]:
     return {name: {0: batch, 2: h, 3: w} for name, (h, w) in sides.items()} | {"alpha": None}
 
 
+@contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """Nothing from the exporter on stderr, where a failed trace prints and logs its whole graph, nor the warning
+    it always gives (the shared batch axis is named once, as it should be): the tool's one line says what failed."""
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict) if name.startswith("torch")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL)
+        with warnings.catch_warnings(), redirect_stderr(io.StringIO()):
+            warnings.filterwarnings("ignore", message=".*will not be used, since it shares the same shape constraints")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def exporter_error(error: BaseException) -> str:
+    """The first line of what the exporter's error wraps: the untraceable op or model line, not its advice."""
+    cause = error.__cause__ or error
+    first = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")
+    return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
+
+
 def export_onnx(ticket: str | Path, out: str | Path) -> OnnxExport:
     """Write the ticket's stylize forward as an ONNX file at ``out`` (one file, the weights inside)."""
     require_deploy_extra()
@@ -93,18 +121,20 @@ def export_onnx(ticket: str | Path, out: str | Path) -> OnnxExport:
     generator = torch.Generator().manual_seed(0)
     content, style = (torch.rand(2, 3, h * multiple, w * multiple, generator=generator) for h, w in EXAMPLE_SIDES)
     start = time.perf_counter()
-    with warnings.catch_warnings():  # the shared batch axis is named once, as it should be: not news to a user
-        warnings.filterwarnings("ignore", message=".*will not be used, since it shares the same shape constraints")
-        program = torch.onnx.export(
-            Stylizer(model).eval(),
-            (content, style, torch.tensor(0.5)),
-            dynamo=True,
-            dynamic_shapes=dynamic_shapes(multiple),
-            input_names=list(INPUTS),
-            output_names=[OUTPUT],
-            external_data=False,
-            verbose=False,
-        )
+    with quiet_exporter():
+        try:
+            program = torch.onnx.export(
+                Stylizer(model).eval(),
+                (content, style, torch.tensor(0.5)),
+                dynamo=True,
+                dynamic_shapes=dynamic_shapes(multiple),
+                input_names=list(INPUTS),
+                output_names=[OUTPUT],
+                external_data=False,
+                verbose=False,
+            )
+        except Exception as error:  # noqa: BLE001  # the exporter's own errors name what blocks it
+            raise TicketError(f"cannot export {ticket} ({name}) to ONNX: {exporter_error(error)}") from None
     proto = program.model_proto
     import onnx
 
