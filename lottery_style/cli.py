@@ -5,6 +5,7 @@ before); a first argument naming a tool runs it instead::
 
     lottery-style stylize --ticket runs/x/round_03 --content photos/ --style art.jpg --out styled/
     lottery-style export runs/x/round_03 --out ticket.lst --compress
+    lottery-style export runs/x/round_03 --format onnx --out ticket.onnx
     lottery-style evaluate runs/ --content-dir test/content --style-dir test/style --name test
     lottery-style report runs/x runs/y --out report/
     lottery-style prepare-data /data/wikiart/train /data/wikiart/prepared-512 --size 512
@@ -58,7 +59,18 @@ def stylize(args: argparse.Namespace) -> None:
         raise DataError(f"{skipped} unreadable image(s) skipped, named above")
 
 
+EXPORT_FORMATS = {  # --format: what it writes
+    "ticket": "the compact ticket file (loadable by stylize)",
+    "onnx": "an ONNX graph of stylize for deployment runtimes (the deploy extra)",
+}
+
+
 def export(args: argparse.Namespace) -> None:
+    if args.format not in EXPORT_FORMATS:
+        raise ValueError(f"--format {args.format!r} is unknown: expected one of {', '.join(EXPORT_FORMATS)}")
+    if args.format == "onnx":
+        export_graph(args)
+        return
     from lottery_style.tickets.loading import export_round
 
     stats = export_round(args.round_folder, args.out, fp16=args.fp16, compress=args.compress)
@@ -67,6 +79,21 @@ def export(args: argparse.Namespace) -> None:
         f"({stats.dense_bytes / MIB:.2f} MiB), {stats.ratio_to_floor:.4f}x the floor "
         f"({stats.floor_bytes / MIB:.2f} MiB = value bits x {stats.kept:,} kept + 1 bit x {stats.masked_entries:,} "
         f"+ {stats.unmasked_bytes / MIB:.2f} MiB of unpruned tensors)"
+    )
+
+
+def export_graph(args: argparse.Namespace) -> None:
+    """``export --format onnx``: the ticket's stylize forward as an ONNX file."""
+    flags = [flag for flag, given in (("--fp16", args.fp16), ("--compress", args.compress)) if given]
+    if flags:
+        raise ValueError(f"{' and '.join(flags)} apply to --format ticket only: the ONNX graph holds fp32 weights")
+    from lottery_style.tools.onnx_export import export_onnx
+
+    done = export_onnx(args.round_folder, args.out)
+    print(
+        f"wrote {done.path}: {done.file_bytes / MIB:.2f} MiB, ONNX opset {done.opset}, {done.model} in "
+        f"{done.seconds:.1f} s; inputs content and style [N, 3, H, W] in [0, 1] with H and W multiples of "
+        f"{done.size_multiple}, alpha a scalar; output stylized [N, 3, H, W]"
     )
 
 
@@ -114,7 +141,7 @@ def options(args: argparse.Namespace) -> None:
 
 TOOL_HELP = {  # one line each: the tool's help in `lottery-style --help` and in its own --help
     "stylize": "stylize every content image with every style image",
-    "export": "write a round folder as one compact ticket file",
+    "export": "write a round folder as one compact ticket file, or as an ONNX graph",
     "evaluate": "judge every finished round of runs on the fixed pairs of two folders",
     "report": "figures and one HTML page from run folders",
     "prepare-data": "decode and square-resize a training folder once, for fast loading",
@@ -141,8 +168,10 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=stylize)
 
     p = tools.add_parser("export", help=TOOL_HELP["export"], description=TOOL_HELP["export"])
-    p.add_argument("round_folder", help="a finished round_XX folder")
-    p.add_argument("--out", required=True, help="the ticket file to write")
+    p.add_argument("round_folder", help="a finished round_XX folder (--format onnx: also a ticket file or .ckpt)")
+    p.add_argument("--out", required=True, help="the file to write")
+    p.add_argument("--format", default="ticket",
+                   help="; ".join(f"{name}: {text}" for name, text in EXPORT_FORMATS.items()) + " (default: ticket)")  # fmt: skip
     p.add_argument("--fp16", action="store_true", help="store kept values as fp16 (lossy, about half the size)")
     p.add_argument("--compress", action="store_true", help="LZMA-code the file (lossless)")
     p.set_defaults(run=export)

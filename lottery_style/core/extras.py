@@ -15,6 +15,11 @@ OPTION_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def not_installed(what: str, module: str, extra: str) -> str:
+    """The one-line error for ``what`` (an option or a tool's flag) that needs ``module``, which is missing."""
+    return f"{what} needs {module}, which is not installed: expected the {extra} extra (pip install 'lottery-style[{extra}]')"
+
+
 def installed(module: str) -> bool:
     """Whether ``module`` can be imported, without importing it.
 

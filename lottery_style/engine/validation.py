@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lottery_style.core.conf_dir import CONF_DIR
 from lottery_style.core.config import NON_NEGATIVE, ConfigError, Granularity, Rewind, field_metadata
-from lottery_style.core.extras import OPTION_COMMANDS, OPTION_EXTRAS, installed
+from lottery_style.core.extras import OPTION_COMMANDS, OPTION_EXTRAS, installed, not_installed
 from lottery_style.data.datamodule import check_data_config
 from lottery_style.data.images import NoImagesError, folder_problem
 from lottery_style.data.prepared import read_complete
@@ -64,10 +64,7 @@ def check_choices(arguments: Sequence[str]) -> None:
             option = f"{override.key_or_group}={choice}"
             module, extra = OPTION_EXTRAS.get(option, ("", ""))
             if module and not installed(module):
-                raise ConfigError(
-                    f"{option} needs {module}, which is not installed: "
-                    f"expected the {extra} extra (pip install 'lottery-style[{extra}]')"
-                )
+                raise ConfigError(not_installed(option, module, extra))
             command, provider = OPTION_COMMANDS.get(option, ("", ""))
             if command and shutil.which(command) is None:
                 raise ConfigError(

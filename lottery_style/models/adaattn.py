@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lottery_style.core.config import POSITIVE, ModelConfig, OptimizerConfig, option
-from lottery_style.models.base import Losses, StyleTransferModule
+from lottery_style.models.base import Losses, StyleTransferModule, is_full_style
 from lottery_style.models.components.attention import attention_weights, weighted_sum
 from lottery_style.models.components.batching import batched_call
 from lottery_style.models.components.decoder import MIRROR_PLAN, plan_layers
@@ -224,6 +224,10 @@ class AdaAttN(StyleTransferModule):
         "its attention keys concatenate features of several levels and its decoder concatenates a skip, which no "
         "rule here keeps in step yet"
     )
+    export_blocker = (
+        "its attention draws a seeded random subset of style positions (torch.randperm) once a style has more "
+        "positions than model.max_sample_relu3 or max_sample_relu45, which a traced graph cannot reproduce"
+    )
 
     def build_transform(self) -> nn.Module:
         transform = AdaAttNTransform(self.cfg.max_sample_relu3, self.cfg.max_sample_relu45, self.cfg.eps)
@@ -262,12 +266,12 @@ class AdaAttN(StyleTransferModule):
             return int(torch.randint(2**31 - 1, ()).item())
         return int(self.cfg.eval_seed)
 
-    def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
+    def stylize(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
         self.check_size(content, "content")
         seed = self.sampling_seed()
         content_feats, style_feats = batched_call(self.encoder, [(content,), (style,)])
         out = self.transform(content_feats, style_feats, seed)
-        if alpha != 1.0:
+        if not is_full_style(alpha):
             own = self.transform(content_feats, content_feats, seed)
             out = TransformOutput(*(alpha * t + (1 - alpha) * o for t, o in zip(out, own, strict=True)))
         return self.decoder(out.features, out.skip)

@@ -39,7 +39,7 @@ class AdaIN(StyleTransferModule):
     def build_transform(self) -> nn.Module:
         return nn.ModuleDict()  # parameter-free
 
-    def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
+    def stylize(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
         content_feat = self.encoder(content)[-1]
         t = adain(content_feat, self.encoder(style)[-1])
         return self.decoder(alpha * t + (1 - alpha) * content_feat)

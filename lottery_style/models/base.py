@@ -48,6 +48,15 @@ class Losses(NamedTuple):
     stylized: Tensor
 
 
+def is_full_style(alpha: float | Tensor) -> bool:
+    """Whether ``alpha`` is the float 1.0, so that ``stylize`` may skip the blend's content side.
+
+    A tensor ``alpha`` is an exported graph's input (``lottery-style export --format onnx``): its value is unknown when the graph is
+    traced, so the graph must compute the blend for every value and the shortcut is never taken.
+    """
+    return not isinstance(alpha, Tensor) and alpha == 1.0
+
+
 class StyleTransferModule(LightningModule):
     """Encoder -> transform -> decoder, trained on content/style pairs.
 
@@ -70,6 +79,9 @@ class StyleTransferModule(LightningModule):
     # Why pruning.granularity=channel cannot run on this architecture (None: it can): the config check refuses it in
     # one line naming the model and this reason, before anything is built.
     channel_refusal: ClassVar[str | None] = None
+    # What keeps a traced graph (``lottery-style export --format onnx``) from computing what ``stylize`` computes;
+    # None: nothing does.
+    export_blocker: ClassVar[str | None] = None
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any]):
         super().__init__()
@@ -146,8 +158,12 @@ class StyleTransferModule(LightningModule):
                 f"got a {role} image of {height}x{width}"
             )
 
-    def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
-        """Images in [0,1] -> stylized image (unclamped); ``alpha`` blends with the content features."""
+    def stylize(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
+        """Images in [0,1] -> stylized image (unclamped); ``alpha`` blends with the content features.
+
+        ``alpha`` is a float, or a 0-d tensor when the forward is traced for export with alpha as a graph input
+        (see :func:`is_full_style`).
+        """
         raise NotImplementedError
 
     def losses(self, content: Tensor, style: Tensor) -> Losses:

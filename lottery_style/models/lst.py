@@ -167,7 +167,7 @@ class LST(StyleTransferModule):
         """The ``[B, m, m]`` matrix LST applies to the compressed content features of each pair."""
         return self.transform.transformation_matrix(self.encoder(content)[-1], self.encoder(style)[-1])
 
-    def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
+    def stylize(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
         content_feat = self.encoder(content)[-1]
         transformed = self.transform(content_feat, self.encoder(style)[-1])
         return self.decoder(alpha * transformed + (1 - alpha) * content_feat)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lottery_style.core.config import ModelConfig, option
-from lottery_style.models.base import Losses, StyleTransferModule
+from lottery_style.models.base import Losses, StyleTransferModule, is_full_style
 from lottery_style.models.components.attention import StyleAttention
 from lottery_style.models.components.batching import batched_call
 from lottery_style.models.components.released import ReferenceLayout, projection_renames
@@ -146,9 +146,9 @@ class SANet(StyleTransferModule):
             target_c, target_s = batched_call(self.loss_net, [(content,), (style,)])
         return target_c, target_s
 
-    def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
+    def stylize(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
         content_in, style_in = map(self.transform_inputs, self.encode(content, style))
-        if alpha == 1.0:
+        if is_full_style(alpha):
             return self.decoder(self.transform(*content_in, *style_in))
         styled, identity = batched_call(self.transform, [(*content_in, *style_in), (*content_in, *content_in)])
         return self.decoder(alpha * styled + (1 - alpha) * identity)

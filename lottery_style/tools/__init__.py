@@ -1,1 +1,1 @@
-"""Tools that read finished run folders and tickets: the report (and its Hydra callback) and stylizing."""
+"""Tools that read finished run folders and tickets: the report (and its Hydra callback), stylizing and ONNX export."""
