@@ -3,11 +3,14 @@ global pruning step.
 
 Run: ``python bench/export_size.py`` (about a minute on 2 CPU cores). Weights are
 random (default initialisation): the sizes depend on the weight statistics only
-through the compressed column.
+through the xz column. ``python bench/export_size.py --round RUN/round_03`` sizes
+a trained round's ticket instead: as it is, and its decoder alone pruned further
+by magnitude to 89.26%, where trained weights decide what xz gains.
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from collections.abc import Iterator
@@ -16,12 +19,11 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from lottery_style.models import create_model
-from lottery_style.models.adain import AdaINConfig
+from lottery_style.models import MODEL_REGISTRY, create_model
 from lottery_style.pruning import dense_masks, magnitude_prune
 from lottery_style.tickets.export import export_ticket
 from lottery_style.tickets.paths import TICKET_FILE
-from lottery_style.tickets.storage import save_rewind_point, save_round
+from lottery_style.tickets.storage import load_round, save_rewind_point, save_round
 
 SPARSITIES = (0.5, 0.8, 1 - 0.8**10)
 TIMING_COPIES = 4  # 4 x AdaIN's 7.0M prunable weights = 28M, the size the timing is quoted at
@@ -30,8 +32,7 @@ MIB = 2**20
 
 def adain_ticket_parts() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """AdaIN's trainable state (encoder + decoder, not the frozen loss VGG) and its prunable weights."""
-    cfg = OmegaConf.structured(AdaINConfig)
-    cfg.encoder.weights = "random"
+    cfg = OmegaConf.merge(MODEL_REGISTRY["adain"].schema(), {"encoder": {"weights": "random"}})
     torch.manual_seed(0)
     model = create_model(cfg)
     weights = {name: p.detach() for part in model.prunable_weights().values() for name, p in part.items()}
@@ -53,15 +54,35 @@ def size_table(folder: Path) -> None:
     _, weights = adain_ticket_parts()
     print(f"AdaIN: {sum(w.numel() for w in weights.values()):,} prunable weights")
     print(f"{'sparsity':>9} {'dense MiB':>10} {'floor MiB':>10} {'plain MiB (x floor)':>20} "
-          f"{'lzma MiB (x smaller)':>21} {'fp16 MiB':>9}")
+          f"{'xz MiB (x smaller)':>21} {'fp16 MiB':>9}")
     for sparsity, ticket, masks in pruned_tickets():
-        plain = export_ticket(ticket, masks, folder / "plain.lst")
-        packed = export_ticket(ticket, masks, folder / "packed.lst", compress=True)
-        half = export_ticket(ticket, masks, folder / "half.lst", values="fp16")
-        print(f"{sparsity:>9.2%} {plain.dense_bytes / MIB:>10.2f} {plain.floor_bytes / MIB:>10.2f} "
-              f"{plain.file_bytes / MIB:>11.2f} ({plain.ratio_to_floor:.4f}) "
-              f"{packed.file_bytes / MIB:>11.2f} ({packed.x_smaller_than_dense:>5.2f}x) "
-              f"{half.file_bytes / MIB:>9.2f}")
+        size_row(f"{sparsity:>9.2%}", ticket, masks, folder)
+
+
+def size_row(label: str, ticket: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], folder: Path) -> None:
+    """One line: the plain file against the floor, the xz file against dense fp32 (and against plain), fp16."""
+    plain = export_ticket(ticket, masks, folder / "plain.safetensors")
+    packed = export_ticket(ticket, masks, folder / "packed.safetensors.xz", compress=True)
+    half = export_ticket(ticket, masks, folder / "half.safetensors", values="fp16")
+    print(f"{label} {plain.dense_bytes / MIB:>10.2f} {plain.floor_bytes / MIB:>10.2f} "
+          f"{plain.file_bytes / MIB:>11.2f} ({plain.ratio_to_floor:.4f}) "
+          f"{packed.file_bytes / MIB:>11.2f} ({packed.x_smaller_than_dense:>5.2f}x, "
+          f"{1 - packed.file_bytes / plain.file_bytes:.1%} below plain) {half.file_bytes / MIB:>9.2f}")
+
+
+def trained_round(ticket_dir: Path, folder: Path) -> None:
+    """A trained round's ticket as it is, then its decoder alone pruned further to the paper's sparsity."""
+    weights, masks = load_round(ticket_dir)
+    print(f"{ticket_dir}: {sum(int(m.count_nonzero()) for m in masks.values()):,} of "
+          f"{sum(m.numel() for m in masks.values()):,} prunable weights kept")
+    print(f"{'ticket':>9} {'dense MiB':>10} {'floor MiB':>10} {'plain MiB (x floor)':>20} "
+          f"{'xz MiB (x smaller)':>21} {'fp16 MiB':>9}")
+    size_row(f"{'as is':>9}", weights, masks, folder)
+    decoder = {name: t for name, t in weights.items() if name.startswith("decoder.")}
+    decoder_masks = {name: m for name, m in masks.items() if name in decoder}
+    decoder_masks = magnitude_prune({n: decoder[n] for n in decoder_masks}, decoder_masks, SPARSITIES[-1], tie_seed=0)
+    pruned = {name: t.masked_fill(~decoder_masks[name], 0.0) if name in decoder_masks else t for name, t in decoder.items()}
+    size_row(f"{'dec 89%':>9}", pruned, decoder_masks, folder)
 
 
 def round_table(folder: Path) -> None:
@@ -100,7 +121,14 @@ def pruning_time() -> None:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--round", type=Path, help="a finished round folder of a trained run: size its ticket only")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        size_table(Path(tmp))
-        round_table(Path(tmp))
-    pruning_time()
+        if args.round is not None:
+            trained_round(args.round, Path(tmp))
+        else:
+            size_table(Path(tmp))
+            round_table(Path(tmp))
+    if args.round is None:
+        pruning_time()

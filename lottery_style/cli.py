@@ -4,7 +4,7 @@
 before); a first argument naming a tool runs it instead::
 
     lottery-style stylize --ticket runs/x/round_03 --content photos/ --style art.jpg --out styled/
-    lottery-style export runs/x/round_03 --out ticket.lst --compress
+    lottery-style export runs/x/round_03 --out ticket.safetensors
     lottery-style export runs/x/round_03 --format onnx --out ticket.onnx
     lottery-style evaluate runs/ --content-dir test/content --style-dir test/style --name test
     lottery-style report runs/x runs/y --out report/
@@ -141,7 +141,7 @@ def options(args: argparse.Namespace) -> None:
 
 TOOL_HELP = {  # one line each: the tool's help in `lottery-style --help` and in its own --help
     "stylize": "stylize every content image with every style image",
-    "export": "write a round folder as one compact ticket file, or as an ONNX graph",
+    "export": "write a round folder as one compact safetensors ticket file, or as an ONNX graph",
     "evaluate": "judge every finished round of runs on the fixed pairs of two folders",
     "report": "figures and one HTML page from run folders",
     "prepare-data": "decode and square-resize a training folder once, for fast loading",
@@ -173,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="ticket",
                    help="; ".join(f"{name}: {text}" for name, text in EXPORT_FORMATS.items()) + " (default: ticket)")  # fmt: skip
     p.add_argument("--fp16", action="store_true", help="store kept values as fp16 (lossy, about half the size)")
-    p.add_argument("--compress", action="store_true", help="LZMA-code the file (lossless)")
+    p.add_argument("--compress", action="store_true", help="xz-compress the file (lossless; name it .safetensors.xz)")
     p.set_defaults(run=export)
 
     from lottery_style.core.config import DataConfig

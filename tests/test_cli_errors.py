@@ -11,6 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
+from safetensors.torch import save_file
 
 from lottery_style.cli import main
 from lottery_style.core.config import ConfigError
@@ -73,12 +74,16 @@ def test_run_folder_instead_of_round_and_non_ticket_file(files, capsys) -> None:
     assert "is a run folder" in line and "round_00" in line
     line = one_error_line(capsys, stylize_args(files, files["broken"], files["image"]))
     assert str(files["broken"]) in line and "Lightning .ckpt" in line
+    weights = files["root"] / "weights.safetensors"  # a safetensors file of plain weights: no ticket's metadata
+    save_file({"decoder.0.weight": torch.zeros(2)}, weights)
+    line = one_error_line(capsys, stylize_args(files, weights, files["image"]))
+    assert f"{weights} is not a lottery-style ticket file" in line and "'lottery-style ticket' in its metadata" in line
 
 
 def test_export_and_report_of_missing_folders(files, capsys) -> None:
-    line = one_error_line(capsys, ["export", str(files["root"] / "nope"), "--out", str(files["root"] / "t.lst")])
+    line = one_error_line(capsys, ["export", str(files["root"] / "nope"), "--out", str(files["root"] / "t.safetensors")])
     assert "nope does not exist" in line
-    line = one_error_line(capsys, ["export", str(files["ticket"]), "--out", str(files["root"] / "t.lst")])
+    line = one_error_line(capsys, ["export", str(files["ticket"]), "--out", str(files["root"] / "t.safetensors")])
     assert "no mask.pt" in line
     empty = files["root"] / "empty"
     empty.mkdir(exist_ok=True)
@@ -252,7 +257,7 @@ def test_slurm_launcher_without_its_extra_fails_in_one_line(tmp_path: Path, caps
 def test_export_of_a_file_says_it_is_not_a_round_folder(files, capsys) -> None:
     notes = files["root"] / "notes.txt"
     notes.write_text("not a ticket")
-    line = one_error_line(capsys, ["export", str(notes), "--out", str(files["root"] / "t.lst")])
+    line = one_error_line(capsys, ["export", str(notes), "--out", str(files["root"] / "t.safetensors")])
     assert f"{notes} is a file, not a round folder" in line and "does not exist" not in line, line
 
 

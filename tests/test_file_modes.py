@@ -50,14 +50,14 @@ def test_every_file_a_run_a_report_an_export_stylize_and_prepare_write_has_the_u
     ticket = round_dir(run, 1)
     content = cache / "sample" / "content"
     assert main(["report", str(run), "--out", str(report)]) == 0
-    assert main(["export", str(ticket), "--out", str(out / "exported" / "ticket.lst")]) == 0
+    assert main(["export", str(ticket), "--out", str(out / "exported" / "ticket.safetensors")]) == 0
     assert main(["stylize", "--ticket", str(ticket), "--content", str(content / "moon.png"),
                  "--style", str(cache / "sample" / "style" / "brick.png"), "--out", str(styled), "--size", "32"]) == 0  # fmt: skip
     assert main(["prepare-data", str(content), str(prepared), "--size", "48", "--workers", "1", "--quiet"]) == 0
 
     written = list(everything_under(out))
     files = [p for p in written if p.is_file()]
-    for must in ("train.log", "config.yaml", "ticket.lst", "metrics.json", "summary.json", "report.html",
+    for must in ("train.log", "config.yaml", "ticket.safetensors", "metrics.json", "summary.json", "report.html",
                  "grid.png", "moon.png", "moon__brick.png", "prepared.json"):  # fmt: skip
         assert any(p.name == must for p in files), f"{must} was not written: the walk would miss it"
     wrong = {

@@ -276,7 +276,7 @@ def file_name_literals(trees: dict[str, ast.AST]) -> list[str]:
 def test_the_run_folders_file_names_are_defined_once() -> None:
     """Every file of a run folder is named in ``tickets/paths.py`` only, as open_lth's ``foundations/paths.py``;
     a module that writes or reads one imports its name (docstrings may mention them)."""
-    assert {"ticket.lst", "metrics.json", "config.yaml", "DONE", "summary.json", "mask.pt"} <= file_names()
+    assert {"ticket.safetensors", "ticket.lst", "metrics.json", "config.yaml", "DONE", "summary.json", "mask.pt"} <= file_names()
     assert file_name_literals(outside(paths.__name__)) == []
 
 

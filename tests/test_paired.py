@@ -88,7 +88,7 @@ def template(tmp_path_factory) -> Path:
 def hand_made_run(template: Path, out: Path, seed: int, per_pair: list[list[float]]) -> Path:
     """``template``'s config with ``seed``, and rounds (round 0 dense, 20% pruned per round) whose per-pair E are
     ``per_pair``, with the summary the run would have written."""
-    shutil.copytree(round_dir(template, 0), round_dir(out, 0), ignore=shutil.ignore_patterns("*.lst", "logs"))
+    shutil.copytree(round_dir(template, 0), round_dir(out, 0), ignore=shutil.ignore_patterns("ticket.*", "logs"))
     cfg = OmegaConf.load(round_dir(out, 0) / "config.yaml")
     cfg.seed = seed
     template_row = json.loads((template / "summary.json").read_text())["rounds"][0]

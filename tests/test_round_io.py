@@ -10,24 +10,28 @@ from typing import Any
 
 import pytest
 import torch
+from safetensors import safe_open
 from torch import nn
 
 from lottery_style.engine.loggers import TICKET_FILES, WandbRunLogger
 from lottery_style.engine.lottery import LotteryRun
 from lottery_style.pruning import dense_masks, kept_counts, magnitude_prune
 from lottery_style.pruning.callback import trainable_state
-from lottery_style.tickets.export import MAGIC
 from lottery_style.tickets.loading import load_ticket
 from lottery_style.tickets.paths import (
     LEGACY_MASKS_FILE,
     LEGACY_REWIND_FILE,
     LEGACY_WEIGHTS_FILE,
+    LST_REWIND_FILE,
+    LST_TICKET_FILE,
     REWIND_FILE,
     TICKET_FILE,
     round_dir,
 )
 from lottery_style.tickets.storage import load_rewind_point, load_round, load_round_masks, save_rewind_point, save_round
+from lottery_style.tools.report import write_report
 from tests.conftest import TINY, compose_train
+from tests.test_export import write_lst_file
 
 SPARSITY = 1 - 0.8**10  # 89.26%: the paper's AdaIN ticket
 Tensors = dict[str, torch.Tensor]
@@ -107,13 +111,27 @@ def _write_old_way(run_dir: Path) -> None:
     (run_dir / REWIND_FILE).unlink()
 
 
+def _write_lst_way(run_dir: Path) -> None:
+    """Rewrite a run folder as before safetensors: ticket.lst per round (the mask order in its metadata, as that
+    writer kept it), rewind_point.lst."""
+    for ticket in sorted(run_dir.glob("round_*")):
+        weights, masks = load_round(ticket)
+        write_lst_file(ticket / LST_TICKET_FILE, weights, masks, {"mask_order": list(masks)}, compress=False)
+        (ticket / TICKET_FILE).unlink()
+    write_lst_file(run_dir / LST_REWIND_FILE, load_rewind_point(run_dir), {}, {}, compress=False)
+    (run_dir / REWIND_FILE).unlink()
+
+
 # ------------------------------------------------------------- written by _record
 def test_a_round_is_one_ticket_file_and_the_rewind_point_is_beside_it(recorded: Recorded) -> None:
     for index in (0, 1):
         names = {p.name for p in round_dir(recorded.run_dir, index).iterdir()}
         assert names == {TICKET_FILE, "metrics.json", "config.yaml", "grid.png", "logs", "DONE"}
-        assert (round_dir(recorded.run_dir, index) / TICKET_FILE).read_bytes().startswith(MAGIC)  # no pickle
-    assert (recorded.run_dir / REWIND_FILE).read_bytes().startswith(MAGIC)
+        with safe_open(round_dir(recorded.run_dir, index) / TICKET_FILE, "pt") as handle:  # no pickle
+            stored = handle.keys()
+            assert set(recorded.saved[index][1]) < {key.removesuffix(":mask") for key in stored}
+    with safe_open(recorded.run_dir / REWIND_FILE, "pt") as handle:
+        assert set(handle.keys()) == set(recorded.rewind_point or {})
     assert not (recorded.run_dir / LEGACY_REWIND_FILE).exists()
 
 
@@ -186,6 +204,29 @@ def test_a_folder_written_the_old_way_loads_and_resumes(recorded: Recorded, tmp_
         model, _ = load_ticket(ticket)
         assert_ticket_equal(trainable_state(model), weights, masks)
     assert_ticket_equal(load_rewind_point(run_dir), recorded.rewind_point, {})
+    index, state, rewind_point = _resume(run_dir, rounds=2)
+    assert index == 2
+    assert_ticket_equal(state.final_weights, *recorded.saved[1])
+    assert_masks_equal(state.masks, recorded.saved[1][1])
+    assert_ticket_equal(rewind_point, recorded.rewind_point, {})
+
+
+def test_a_folder_written_before_safetensors_loads_resumes_and_reports(recorded: Recorded, tmp_path: Path) -> None:
+    run_dir = tmp_path / "lst"
+    shutil.copytree(recorded.run_dir, run_dir)
+    _write_lst_way(run_dir)
+    for index, (weights, masks) in recorded.saved.items():
+        ticket = round_dir(run_dir, index)
+        assert {p.name for p in ticket.iterdir()} >= {LST_TICKET_FILE} and not (ticket / TICKET_FILE).exists()
+        loaded, loaded_masks = load_round(ticket)
+        assert_ticket_equal(loaded, weights, masks)
+        assert_masks_equal(loaded_masks, masks)
+        assert_masks_equal(load_round_masks(ticket), masks)
+        model, _ = load_ticket(ticket)
+        assert_ticket_equal(trainable_state(model), weights, masks)
+    assert_ticket_equal(load_rewind_point(run_dir), recorded.rewind_point, {})
+    write_report([run_dir], tmp_path / "report")
+    assert (tmp_path / "report" / "report.json").is_file()
     index, state, rewind_point = _resume(run_dir, rounds=2)
     assert index == 2
     assert_ticket_equal(state.final_weights, *recorded.saved[1])

@@ -122,7 +122,7 @@ def test_alpha_zero_decodes_the_content_features_unchanged(visible_ticket, image
 def test_export_file_and_checkpoint_hold_the_ticket(run_dir, images, tmp_path, capsys) -> None:
     ticket = round_dir(run_dir, 1)
     reference, parts = load_ticket(ticket)
-    out = tmp_path / "ticket.lst"
+    out = tmp_path / "ticket.safetensors.xz"
     assert main(["export", str(ticket), "--out", str(out), "--compress"]) == 0
     printed = capsys.readouterr().out
     assert "smaller than dense fp32" in printed and "the floor" in printed

@@ -1,7 +1,7 @@
 """Opening a ticket for use: a round folder, a compact export file or a Lightning checkpoint -> model.
 
 The three forms store weights differently but each carries the model config it
-was trained with (``round_XX/config.yaml``, the export header's metadata, the
+was trained with (``round_XX/config.yaml``, the export file's metadata, the
 checkpoint's ``hyper_parameters["model"]``), so the architecture always comes
 from the ticket itself and a user's ``--model`` can only be checked against it.
 The model is built with random VGG weights and then overwritten by the
@@ -25,7 +25,13 @@ from lottery_style.core.config import PART_PREFIXES
 from lottery_style.models import MODEL_REGISTRY, StyleTransferModule, create_model
 from lottery_style.models.components.released import without_weight_files
 from lottery_style.models.components.vgg import Layout, VGGEncoder
-from lottery_style.tickets.export import MAGIC, ExportStats, export_metadata, export_ticket, load_ticket_export
+from lottery_style.tickets.export import (
+    ExportStats,
+    export_metadata,
+    export_ticket,
+    is_ticket_file,
+    load_ticket_export,
+)
 from lottery_style.tickets.paths import DONE, LEGACY_MASKS_FILE, METRICS_FILE, ROUND_CONFIG, TICKET_FILE, round_dir
 from lottery_style.tickets.storage import has_round_weights, read_metrics, read_round
 
@@ -101,9 +107,7 @@ def read_ticket(path: str | Path) -> TicketParts:
         raise TicketError(f"ticket {path} does not exist: expected {TICKET_FORMS}")
     if path.is_dir():
         return read_round_folder(path)
-    with path.open("rb") as handle:
-        is_export = handle.read(len(MAGIC)) == MAGIC
-    return read_export_file(path) if is_export else read_checkpoint(path)
+    return read_export_file(path) if is_ticket_file(path) else read_checkpoint(path)
 
 
 # ---------------------------------------------------------------- building

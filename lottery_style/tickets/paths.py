@@ -4,12 +4,12 @@ A run folder::
 
     <run>/
       run_config.yaml      the config the run started with, checked on resume (lottery_style.engine.resume)
-      rewind_point.lst     the weights every ticket restarts from (step 0, or step k of round 0)
+      rewind_point.safetensors  the weights every ticket restarts from (step 0, or step k of round 0)
       summary.csv          one row per finished round: sparsity, E terms, the verdict
       summary.json         the same rows and the verdict
       round_03/
-        ticket.lst         the trained weights with the masks of the pruned scope: survivors + packed mask
-                           bits, the rest raw (the export format, lottery_style.tickets.export)
+        ticket.safetensors the trained weights with the masks of the pruned scope: survivors + packed mask
+                           bits, the rest raw (the ticket file format, lottery_style.tickets.export)
         metrics.json       sparsity (total, per part, per layer), E_content, E_style, E, SSIM, per-pair E
         config.yaml        the resolved run config
         grid.png           content | style | output for the fixed pairs
@@ -22,8 +22,9 @@ A run folder::
       branches/<method>/   a branch (a control, an analysis) run inside the IMP job: a run folder of its own
       wandb/               W&B's files when logger=wandb
 
-Folders written before the compact format hold ``weights.pt`` + ``mask.pt`` and
-``rewind_point.pt`` instead; :mod:`lottery_style.tickets.storage` reads both.
+Older folders hold ``ticket.lst`` and ``rewind_point.lst`` (the same content in
+the layout before safetensors) or, before that, ``weights.pt`` + ``mask.pt``
+and ``rewind_point.pt``; :mod:`lottery_style.tickets.storage` reads them all.
 Nothing here reads or writes a file: these are names, and functions that join them.
 """
 
@@ -33,15 +34,16 @@ from pathlib import Path
 
 # ------------------------------------------------------------- a round folder
 DONE = "DONE"
-TICKET_FILE = "ticket.lst"  # a round's weights and masks in one file (lottery_style.tickets.storage)
+TICKET_FILE = "ticket.safetensors"  # a round's weights and masks in one file (lottery_style.tickets.storage)
+LST_TICKET_FILE = "ticket.lst"  # the same, in the layout before safetensors (read, never written)
 METRICS_FILE = "metrics.json"
 ROUND_CONFIG = "config.yaml"  # the resolved config a round was trained with
 GRID_FILE = "grid.png"
 LOGS_DIR = "logs"
 CHECKPOINTS_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
-LEGACY_WEIGHTS_FILE = "weights.pt"  # dense torch.save of the weights, before ticket.lst
-LEGACY_MASKS_FILE = "mask.pt"  # bool masks, one byte per entry, before ticket.lst
+LEGACY_WEIGHTS_FILE = "weights.pt"  # dense torch.save of the weights, before the ticket file
+LEGACY_MASKS_FILE = "mask.pt"  # bool masks, one byte per entry, before the ticket file
 EARLY_BIRD_RECORD = "early_bird.pt"  # the early-bird watch's state in round 0, for a resume
 EARLY_BIRD_SUMMARY = "early_bird.json"  # its mask distances and draws, read by the report
 # Files of a round folder that belong to the run that trained it, not to a branch reusing the round.
@@ -50,7 +52,8 @@ EVALUATIONS_DIR = "evaluations"  # a round's evaluations after training, one fol
 
 # --------------------------------------------------------------- a run folder
 ROUND_GLOB = "round_*"  # every round folder of a run (round_dir's names)
-REWIND_FILE = "rewind_point.lst"  # the run's rewind point, same format as a ticket, no masks
+REWIND_FILE = "rewind_point.safetensors"  # the run's rewind point, same format as a ticket, no masks
+LST_REWIND_FILE = "rewind_point.lst"  # the same, in the layout before safetensors (read, never written)
 LEGACY_REWIND_FILE = "rewind_point.pt"
 RUN_CONFIG = "run_config.yaml"
 SUMMARY_CSV = "summary.csv"

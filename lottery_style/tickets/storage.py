@@ -1,7 +1,7 @@
-"""A round folder on disk: its ticket and the run's rewind point (in the compact export format), its metrics,
+"""A round folder on disk: its ticket and the run's rewind point (safetensors ticket files), its metrics,
 and whether it is finished.
 
-A round stores its trained weights and its masks as ONE file written by
+A round stores its trained weights and its masks as ONE safetensors file written by
 :func:`lottery_style.tickets.export.export_ticket`: each masked tensor is its surviving
 values plus its mask packed 8 entries per byte, every other tensor raw. The
 packed bits *are* the mask, so a second mask file would only store them again;
@@ -12,8 +12,9 @@ for bit, pruned entries +0.0) and never unpickles anything.
 The rewind point (dense in round 0) goes through the same writer without masks:
 raw tensors plus a header, no bigger than a ``torch.save`` of it.
 
-Run folders written before this format (``weights.pt`` + ``mask.pt``,
-``rewind_point.pt``) are still read, with ``weights_only=True``.
+Run folders written before are still read: ``ticket.lst`` and ``rewind_point.lst``
+(the layout before safetensors), and before those ``weights.pt`` + ``mask.pt`` and
+``rewind_point.pt`` (with ``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from lottery_style.tickets.paths import (
     LEGACY_MASKS_FILE,
     LEGACY_REWIND_FILE,
     LEGACY_WEIGHTS_FILE,
+    LST_REWIND_FILE,
+    LST_TICKET_FILE,
     METRICS_FILE,
     REWIND_FILE,
     ROUND_GLOB,
@@ -41,7 +44,9 @@ from lottery_style.tickets.paths import (
     evaluation_dir,
 )
 
-_MASK_ORDER = "mask_order"  # the masks' own order: global pruning breaks ties by position in it
+# The masks' own order (global pruning breaks ties by position in it): a ticket.lst recorded it in its metadata,
+# a safetensors ticket file keeps it itself.
+_LST_MASK_ORDER = "mask_order"
 
 
 def is_complete(ticket_dir: Path) -> bool:
@@ -82,7 +87,7 @@ def _load_legacy_masks(path: Path) -> Masks:
 
 def save_round(ticket_dir: str | Path, weights: Mapping[str, Tensor], masks: Masks) -> ExportStats:
     """Write a round's weights with its masks atomically; the weights' pruned entries must be zero."""
-    return export_ticket(weights, masks, Path(ticket_dir) / TICKET_FILE, metadata={_MASK_ORDER: list(masks)})
+    return export_ticket(weights, masks, Path(ticket_dir) / TICKET_FILE)
 
 
 def _ordered_masks(masks: Masks, order: object, path: Path) -> Masks:
@@ -91,13 +96,19 @@ def _ordered_masks(masks: Masks, order: object, path: Path) -> Masks:
     return {name: masks[name] for name in order}
 
 
+def _ticket_file(ticket_dir: Path) -> Path | None:
+    """The round's ticket file, ``ticket.safetensors`` or an older folder's ``ticket.lst``; None when it has neither."""
+    return next((ticket_dir / name for name in (TICKET_FILE, LST_TICKET_FILE) if (ticket_dir / name).is_file()), None)
+
+
 def read_round(ticket_dir: str | Path) -> tuple[dict[str, Tensor], Masks | None]:
     """A round's weights and masks; the masks are None for an old folder that has only ``weights.pt``."""
     ticket_dir = Path(ticket_dir)
-    path = ticket_dir / TICKET_FILE
-    if path.is_file():
+    path = _ticket_file(ticket_dir)
+    if path is not None:
         weights, masks = load_ticket_export(path)
-        return weights, _ordered_masks(masks, export_metadata(path).get(_MASK_ORDER), path)
+        order = export_metadata(path).get(_LST_MASK_ORDER) if path.name == LST_TICKET_FILE else None
+        return weights, masks if order is None else _ordered_masks(masks, order, path)
     legacy_masks = ticket_dir / LEGACY_MASKS_FILE
     weights = load_tensors(ticket_dir / LEGACY_WEIGHTS_FILE)
     return weights, _load_legacy_masks(legacy_masks) if legacy_masks.is_file() else None
@@ -112,14 +123,14 @@ def load_round(ticket_dir: str | Path) -> tuple[dict[str, Tensor], Masks]:
 
 
 def has_round_weights(ticket_dir: str | Path) -> bool:
-    """Whether the folder holds a round's weights in either format."""
-    return any((Path(ticket_dir) / name).is_file() for name in (TICKET_FILE, LEGACY_WEIGHTS_FILE))
+    """Whether the folder holds a round's weights in any format."""
+    return _ticket_file(Path(ticket_dir)) is not None or (Path(ticket_dir) / LEGACY_WEIGHTS_FILE).is_file()
 
 
 def load_round_masks(ticket_dir: str | Path) -> Masks:
-    """The masks of a finished round (of this run or of a controls' ``pruning.source_run``), in either format."""
+    """The masks of a finished round (of this run or of a controls' ``pruning.source_run``), in any format."""
     ticket_dir = Path(ticket_dir)
-    if (ticket_dir / TICKET_FILE).is_file():
+    if _ticket_file(ticket_dir) is not None:
         return load_round(ticket_dir)[1]
     return _load_legacy_masks(ticket_dir / LEGACY_MASKS_FILE)  # without reading the old dense weights.pt
 
@@ -131,15 +142,16 @@ def save_rewind_point(run_dir: str | Path, state: Mapping[str, Tensor]) -> Expor
 
 def rewind_point_file(run_dir: str | Path) -> Path | None:
     """The run's rewind point file, new format or old, or None when the run has none yet."""
-    for name in (REWIND_FILE, LEGACY_REWIND_FILE):
+    for name in (REWIND_FILE, LST_REWIND_FILE, LEGACY_REWIND_FILE):
         if (Path(run_dir) / name).is_file():
             return Path(run_dir) / name
     return None
 
 
 def load_rewind_point(run_dir: str | Path) -> dict[str, Tensor]:
-    """The run's rewind point, from ``rewind_point.lst`` or an old run's ``rewind_point.pt``."""
-    path = Path(run_dir) / REWIND_FILE
-    if path.is_file():
-        return load_ticket_export(path)[0]
-    return load_tensors(Path(run_dir) / LEGACY_REWIND_FILE)
+    """The run's rewind point, from ``rewind_point.safetensors`` or an older run's ``.lst`` or ``.pt`` file."""
+    path = rewind_point_file(run_dir)
+    if path is None:
+        names = f"{REWIND_FILE}, {LST_REWIND_FILE} or {LEGACY_REWIND_FILE}"
+        raise FileNotFoundError(f"{run_dir} has no rewind point: no {names}")
+    return load_tensors(path) if path.name == LEGACY_REWIND_FILE else load_ticket_export(path)[0]
