@@ -498,20 +498,24 @@ def _recorded(runs: Sequence[Run], name: str) -> bool:
 
 
 def _cost_section(model: str, methods: Mapping[str, Sequence[Run]], out_dir: Path, numbers: dict[str, Any]) -> str:
-    """E (and the structure) against kept FLOPs per series (:mod:`.report_cost`), or the line that says why not."""
+    """E (and the structure) against kept FLOPs per series (:mod:`.report_cost`), or the line that says why not.
+    Each series' ``quality_vs_cost`` in ``numbers`` holds what its line is drawn from and the dense point."""
     everyone = [run for runs in methods.values() for run in runs]
     why_not = missing_cost(everyone)
     if why_not is not None:
-        numbers["quality_vs_cost"] = {"figure": None, "why_not": why_not}  # beside the series labels
+        for label in methods:
+            numbers[label]["quality_vs_cost"] = {"figure": None, "why_not": why_not}
         return f"<p>{html.escape(why_not)}</p>"
     metrics = [name for name in ("E", "structure") if _recorded(everyone, name)]
-    series = {label: {"legend": series_label(label, runs[0].rows[0]["granularity"], len(runs)),
-                      **cost_arrays(aggregate(runs), metrics)} for label, runs in methods.items()}  # fmt: skip
     dense = cost_arrays([dense_point(everyone)], metrics)
     path = out_dir / f"quality_vs_flops-{model}.png"
-    figure = cost_figure({s["legend"]: s for s in series.values()}, dense, metrics, f"{model}: quality against cost")
-    atomic_savefig(figure, path)
-    numbers["quality_vs_cost"] = {"figure": path.name, "why_not": None, "metrics": metrics, "dense": dense, "series": series}
+    for label, runs in methods.items():
+        numbers[label]["quality_vs_cost"] = {
+            "figure": path.name, "metrics": metrics, "legend": series_label(label, runs[0].rows[0]["granularity"], len(runs)),
+            "points": cost_arrays(numbers[label]["rounds"], metrics), "dense": dense,
+        }  # fmt: skip
+    lines = {cost["legend"]: cost["points"] for cost in (numbers[label]["quality_vs_cost"] for label in methods)}
+    atomic_savefig(cost_figure(lines, dense, metrics, f"{model}: quality against cost"), path)
     return _image(path, path.name)
 
 
