@@ -234,7 +234,7 @@ def test_quality_against_cost_draws_the_means_over_seeds_at_the_sparsities_all_r
     channel = {  # seed: E, kept FLOPs, nonzero parameters per round
         0: ([10.0, 10.5, 11.0], [2e9, 1.2e9, 0.7e9], [8_000_000, 5_000_000, 3_000_000]),
         1: ([11.0, 11.5, 12.0], [2e9, 1.0e9, 0.5e9], [8_000_000, 4_000_000, 2_000_000]),
-        2: ([10.5, 11.0, 11.5, 13.0], [2e9, 1.1e9, 0.6e9, 0.3e9], [8_000_000, 4_500_000, 2_500_000, 1_000_000]),
+        2: ([12.0, 11.0, 11.5, 13.0], [2e9, 1.1e9, 0.6e9, 0.3e9], [8_000_000, 4_500_000, 2_500_000, 1_000_000]),
     }
     for seed, (errors, kept, params) in channel.items():
         replica(runs["imp"], sweep / f"c{seed}", seed, 0.0, pruning__granularity="channel")
@@ -248,9 +248,9 @@ def test_quality_against_cost_draws_the_means_over_seeds_at_the_sparsities_all_r
     assert weight["legend"] == "imp, pruning.granularity=weight (n=2)"
     assert slim["legend"] == "imp, pruning.granularity=channel (n=3)"
     assert weight["dense"] == slim["dense"]
-    dense = weight["dense"]  # seeds 0, 1, 2: dense E 10, 11, 10.5 (seeds 0 and 1 are in both series)
+    dense = weight["dense"]  # seeds 0, 1, 2: dense E 10, 11, 12 (seeds 0 and 1 are in both series)
     assert dense["gflops_kept_mean"] == [2.0] and dense["flops_ratio_mean"] == [1.0]
-    assert dense["E_mean"] == pytest.approx([10.5]) and dense["E_std"] == pytest.approx([0.5])
+    assert dense["E_mean"] == pytest.approx([11.0]) and dense["E_std"] == pytest.approx([1.0])
     weight, slim = weight["points"], slim["points"]
     assert weight["sparsity"] == pytest.approx([0.0, 0.2, 0.36])
     assert weight["gflops_kept_mean"] == [2.0] * 3 and weight["gflops_kept_std"] == [0.0] * 3
@@ -261,7 +261,7 @@ def test_quality_against_cost_draws_the_means_over_seeds_at_the_sparsities_all_r
     assert slim["sparsity"] == pytest.approx([0.0, 0.2, 0.36])  # seed 2's 48.8% is not drawn
     assert slim["gflops_kept_mean"] == pytest.approx([2.0, 1.1, 0.6]) and slim["gflops_kept_std"] == pytest.approx([0.0, 0.1, 0.1])
     assert slim["flops_ratio_mean"] == pytest.approx([1.0, 0.55, 0.3])
-    assert slim["E_mean"] == pytest.approx([10.5, 11.0, 11.5]) and slim["E_std"] == pytest.approx([0.5] * 3)
+    assert slim["E_mean"] == pytest.approx([11.0, 11.0, 11.5]) and slim["E_std"] == pytest.approx([1.0, 0.5, 0.5])
     assert slim["structure_mean"] == pytest.approx([0.9, 0.7, 0.5])
     # every row lists its kept FLOPs, their ratio to dense and the parameters kept, the 48.8% one too
     rounds = numbers["imp, pruning.granularity=channel"]["rounds"]
