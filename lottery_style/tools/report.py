@@ -34,8 +34,9 @@ extreme sparsity and the highest matching sparsity beside it are defined once, i
 :func:`lottery_style.tickets.verdict.extreme_sparsity`.
 
 The loading and plotting functions are public so that a notebook can draw the
-same figures: ``load_runs(paths)``, ``group_runs(runs)``, ``aggregate(runs)``,
+same figures: ``load_runs(paths)``, ``group_runs(runs)``, ``aggregate(runs)``, ``dense_point(runs)``,
 ``replicate_verdict(runs)``, ``error_figure(groups)`` (and ``lottery_style.tools.plot_axes.remaining_axis`` for a figure of one's own).
+Quality against cost (E vs the FLOPs a ticket keeps) is :mod:`lottery_style.tools.report_cost`.
 """
 
 from __future__ import annotations
