@@ -278,7 +278,8 @@ def test_quality_against_cost_draws_the_means_over_seeds_at_the_sparsities_all_r
 def test_the_cost_figure_draws_its_arrays_on_a_log_axis_cheaper_to_the_right() -> None:
     def arrays(gflops: list[float], E: list[float]) -> dict[str, list[float]]:
         zeros = [0.0] * len(E)
-        return {"gflops_kept_mean": gflops, "gflops_kept_std": zeros, "E_mean": E, "E_std": zeros}
+        sparsity = [1 - 0.8**r for r in range(len(E))]
+        return {"sparsity": sparsity, "gflops_kept_mean": gflops, "gflops_kept_std": zeros, "E_mean": E, "E_std": zeros}
 
     series = {"imp, weight (n=2)": arrays([2.0, 2.0], [10.0, 9.0]), "imp, channel (n=2)": arrays([2.0, 0.5], [10.0, 12.0])}
     axis = cost_figure(series, arrays([2.0], [10.0])).axes[0]
@@ -287,6 +288,7 @@ def test_the_cost_figure_draws_its_arrays_on_a_log_axis_cheaper_to_the_right() -
                      "dense (round 0)": ([2.0], [10.0])}  # fmt: skip
     assert axis.get_xscale() == "log" and axis.get_xlim()[0] > axis.get_xlim()[1]
     assert list(axis.get_xticks()) == [2.0, 0.5] and "GFLOPs kept" in axis.get_xlabel()
+    assert [(t.get_text(), t.xy) for t in axis.texts] == [("20.0%", (2.0, 9.0)), ("20.0%", (0.5, 12.0))]
 
 
 def test_a_run_recorded_before_the_cost_fields_reports_without_the_cost_figure_and_says_why(runs, tmp_path) -> None:

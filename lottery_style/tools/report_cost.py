@@ -84,14 +84,19 @@ def cost_figure(
 ) -> Figure:
     """One panel per metric against kept GFLOPs (log scale, cheaper to the right, as sparser is in the
     E-vs-sparsity figures): a line per series (legend entry -> :func:`cost_arrays`) with error bars of ± std
-    over its seeds on both axes, and the dense model (the same arrays of its one point) as a black star."""
+    over its seeds on both axes, its sparsest point labelled with its sparsity, and the dense model (the same
+    arrays of its one point) as a black star."""
     figure = Figure(figsize=(5.5 * len(metrics), 4), layout="constrained")
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
     ticks = [x for arrays in (*series.values(), dense) for x in arrays["gflops_kept_mean"]]
     for axis, metric in zip(axes, metrics):
         for label, arrays in series.items():
-            axis.errorbar(arrays["gflops_kept_mean"], arrays[f"{metric}_mean"], xerr=arrays["gflops_kept_std"],
-                          yerr=arrays[f"{metric}_std"], marker="o", capsize=2, label=label)  # fmt: skip
+            x, y = arrays["gflops_kept_mean"], arrays[f"{metric}_mean"]
+            drawn = axis.errorbar(x, y, xerr=arrays["gflops_kept_std"], yerr=arrays[f"{metric}_std"], marker="o",
+                                  capsize=2, label=label)  # fmt: skip
+            if arrays["sparsity"][-1] > 0:  # how far it got: a weight series' points all stand at the dense FLOPs
+                axis.annotate(f"{100 * arrays['sparsity'][-1]:.1f}%", (x[-1], y[-1]), textcoords="offset points",
+                              xytext=(4, 4), fontsize="small", color=drawn.lines[0].get_color())  # fmt: skip
         axis.errorbar(dense["gflops_kept_mean"], dense[f"{metric}_mean"], xerr=dense["gflops_kept_std"],
                       yerr=dense[f"{metric}_std"], marker="*", markersize=14, color="black", linestyle="none",
                       zorder=3, label="dense (round 0)")  # fmt: skip
