@@ -1,4 +1,4 @@
-"""The x axis of lottery-ticket figures, shared by the report's sections and the notebook."""
+"""The x axes of lottery-ticket figures (weights remaining, kept FLOPs), shared by the report's sections and the notebook."""
 
 from __future__ import annotations
 
@@ -73,14 +73,20 @@ class SpacedLocator(Locator):
         return spaced_ticks(self.ticks, (vmin, vmax), width, fontsize)
 
 
-def remaining_axis(axis: Axes, sparsities: Iterable[float]) -> None:
-    """The field's x axis: weights remaining (%) on a log scale, decreasing to the right, the schedule's points
-    (100, 80, 64, 51.2, ...) as its ticks, so the high sparsities where tickets and controls part stay readable;
-    points too close to label apart are left unlabelled (:func:`spaced_ticks`)."""
-    ticks = sorted({round(remaining(s), 6) for s in sparsities}, reverse=True)
+def points_axis(axis: Axes, ticks: Iterable[float], label: str) -> None:
+    """A log x axis, decreasing to the right, whose ticks are the plotted points themselves (values as drawn by
+    :func:`tick_label`), those too close to label apart left unlabelled (:func:`spaced_ticks`)."""
+    ticks = sorted(set(ticks), reverse=True)
     axis.set_xscale("log")
     axis.set_xlim(ticks[0] * 1.08, ticks[-1] / 1.08)
     axis.xaxis.set_major_locator(SpacedLocator(ticks))
     axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: tick_label(value)))
     axis.xaxis.set_minor_locator(NullLocator())
-    axis.set_xlabel("weights remaining (%, log scale)")
+    axis.set_xlabel(label)
+
+
+def remaining_axis(axis: Axes, sparsities: Iterable[float]) -> None:
+    """The field's x axis: weights remaining (%) on a log scale, decreasing to the right, the schedule's points
+    (100, 80, 64, 51.2, ...) as its ticks (:func:`points_axis`), so the high sparsities where tickets and controls
+    part stay readable."""
+    points_axis(axis, {round(remaining(s), 6) for s in sparsities}, "weights remaining (%, log scale)")

@@ -34,8 +34,9 @@ extreme sparsity and the highest matching sparsity beside it are defined once, i
 :func:`lottery_style.tickets.verdict.extreme_sparsity`.
 
 The loading and plotting functions are public so that a notebook can draw the
-same figures: ``load_runs(paths)``, ``group_runs(runs)``, ``aggregate(runs)``,
+same figures: ``load_runs(paths)``, ``group_runs(runs)``, ``aggregate(runs)``, ``dense_point(runs)``,
 ``replicate_verdict(runs)``, ``error_figure(groups)`` (and ``lottery_style.tools.plot_axes.remaining_axis`` for a figure of one's own).
+Quality against cost (E vs the FLOPs a ticket keeps) is :mod:`lottery_style.tools.report_cost`.
 """
 
 from __future__ import annotations
@@ -74,6 +75,16 @@ from lottery_style.tickets.storage import evaluated_rounds, read_metrics
 from lottery_style.tickets.verdict import extreme_sparsity as _extreme
 from lottery_style.tickets.verdict import summary_rows, table_metrics
 from lottery_style.tools.plot_axes import remaining, remaining_axis
+from lottery_style.tools.report_cost import (
+    COST_FIELDS,
+    COST_HEADER,
+    cost_arrays,
+    cost_cells,
+    cost_figure,
+    missing_cost,
+    round_cost,
+    series_label,
+)
 from lottery_style.tools.report_early_bird import (
     COMPARISON_HEADER,
     comparison,
@@ -94,8 +105,8 @@ log = logging.getLogger(__name__)
 
 def averaged_fields() -> tuple[str, ...]:
     """What :func:`aggregate` averages over seeds: the sparsity, every declared metric (``core.metrics``, an
-    extension's included) and the per-part sparsity."""
-    return ("sparsity", *METRICS, *(f"sparsity_{part}" for part in PARTS))
+    extension's included), the per-part sparsity and the cost (:mod:`.report_cost`)."""
+    return ("sparsity", *METRICS, *(f"sparsity_{part}" for part in PARTS), *COST_FIELDS)
 
 
 class ReportError(ValueError):
@@ -111,7 +122,7 @@ class Run:
     method: str
     seed: int
     identity: dict[str, Any]  # tickets.identity.identity of its config: equal but for the seed = replicates
-    rows: list[dict[str, Any]]  # one per finished round, the fields of tickets.verdict.summary_fields()
+    rows: list[dict[str, Any]]  # one per finished round: tickets.verdict.summary_fields() and report_cost.round_cost
     evaluation: str | None = None  # the rounds' records are those of this `lottery-style evaluate` name
 
     def series_key(self) -> str:
@@ -189,7 +200,17 @@ def load_run(path: Path, evaluation: str | None = None) -> Run:
         except (ValueError, OSError) as error:  # no finished round 0, a round without metrics.json
             raise ReportError(f"{path} has no summary.json and its rounds cannot make one: {error}") from None
     return Run(path=path, model=str(cfg.model.name), method=str(rows[0]["method"]), seed=int(cfg.seed),
-               identity=identity(cfg), rows=rows, evaluation=evaluation)  # fmt: skip
+               identity=identity(cfg), rows=_with_cost(path, rows), evaluation=evaluation)  # fmt: skip
+
+
+def _with_cost(path: Path, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with their ticket's cost (:func:`round_cost`), from the round's training-time ``metrics.json``:
+    the cost is the ticket's, whichever pairs judge it (none where the round folder is gone)."""
+
+    def recorded(folder: Path) -> dict[str, Any]:
+        return read_metrics(folder) if (folder / METRICS_FILE).is_file() else {}
+
+    return [{**row, **round_cost(recorded(round_dir(path, int(row["round"]))))} for row in rows]
 
 
 def load_runs(paths: Sequence[str | Path], evaluation: str | None = None) -> list[Run]:
@@ -286,6 +307,21 @@ def aggregate(runs: Sequence[Run]) -> list[dict[str, Any]]:
         point["matching_replicates"] = point["E_mean"] <= dense_mean + dense_std if point["judged"] else None
         points.append(point)
     return points
+
+
+def dense_point(runs: Sequence[Run]) -> dict[str, Any]:
+    """The dense model over every run, as an :func:`aggregate` point: per seed the mean of its runs' round 0 (the
+    series of one seed that differ only in how they prune share one dense round), then mean and std over the seeds,
+    so a seed's dense model counts once however many series start from it."""
+    by_seed: dict[int, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_seed.setdefault(run.seed, []).append(run.rows[0])
+    point: dict[str, Any] = {"round": 0, "seeds": len(by_seed), "judged": True}
+    for field in averaged_fields():
+        per_seed = [[row[field] for row in rows if row.get(field) is not None] for rows in by_seed.values()]
+        if all(per_seed):
+            point[f"{field}_mean"], point[f"{field}_std"] = mean_std([statistics.fmean(values) for values in per_seed])
+    return point
 
 
 def replicate_verdict(runs: Sequence[Run]) -> dict[str, Any]:
@@ -414,7 +450,7 @@ def _round_rows(runs: Sequence[Run], metrics: Sequence[Metric]) -> list[list[str
     return [
         [
             p["round"], _pct(p["sparsity_mean"]), *(cell(p, metric) for metric in metrics), f"{p['matching']}/{p['seeds']}",
-            _across(p, len(runs)), *(_pct(p.get(f"sparsity_{part}_mean", 0.0)) for part in PARTS),
+            _across(p, len(runs)), *(_pct(p.get(f"sparsity_{part}_mean", 0.0)) for part in PARTS), *cost_cells(p),
         ]
         for p in aggregate(runs)
     ]  # fmt: skip
@@ -424,7 +460,8 @@ def round_header(metrics: Sequence[Metric]) -> tuple[str, ...]:
     """The round table's columns: each metric's header with the way it is better."""
     return ("round", "sparsity", *(f"{m.header} {'↓' if m.lower_is_better else '↑'}" for m in metrics),
             "matching seeds / n seeds that reached it (E <= dense)",
-            "matching across seeds (mean E <= dense mean + 1 std)", *(f"{part} sparsity" for part in PARTS))  # fmt: skip
+            "matching across seeds (mean E <= dense mean + 1 std)", *(f"{part} sparsity" for part in PARTS),
+            *COST_HEADER)  # fmt: skip
 
 
 def _grids(methods: Mapping[str, Sequence[Run]]) -> list[str]:
@@ -454,6 +491,33 @@ EXTREME_HEADER = ("series", "n (seeds)", "seed values", "extreme sparsity per se
                   "highest matching sparsity per seed", "dense E across seeds",
                   "extreme sparsity across seeds (mean E <= dense mean + 1 std up to it)",
                   "highest matching sparsity across seeds", "not judged (reached by fewer than n seeds)")  # fmt: skip
+
+
+def _recorded(runs: Sequence[Run], name: str) -> bool:
+    """Whether every round of ``runs`` recorded ``name`` (a run recorded before a metric existed has none)."""
+    return all(row.get(name) is not None for run in runs for row in run.rows)
+
+
+def _cost_section(model: str, methods: Mapping[str, Sequence[Run]], out_dir: Path, numbers: dict[str, Any]) -> str:
+    """E (and the structure) against kept FLOPs per series (:mod:`.report_cost`), or the line that says why not.
+    Each series' ``quality_vs_cost`` in ``numbers`` holds what its line is drawn from and the dense point."""
+    everyone = [run for runs in methods.values() for run in runs]
+    why_not = missing_cost(everyone)
+    if why_not is not None:
+        for label in methods:
+            numbers[label]["quality_vs_cost"] = {"figure": None, "why_not": why_not}
+        return f"<p>{html.escape(why_not)}</p>"
+    metrics = [name for name in ("E", "structure") if _recorded(everyone, name)]
+    dense = cost_arrays([dense_point(everyone)], metrics)
+    path = out_dir / f"quality_vs_flops-{model}.png"
+    for label, runs in methods.items():
+        numbers[label]["quality_vs_cost"] = {
+            "figure": path.name, "metrics": metrics, "legend": series_label(label, runs[0].rows[0]["granularity"], len(runs)),
+            "points": cost_arrays(numbers[label]["rounds"], metrics), "dense": dense,
+        }  # fmt: skip
+    lines = {cost["legend"]: cost["points"] for cost in (numbers[label]["quality_vs_cost"] for label in methods)}
+    atomic_savefig(cost_figure(lines, dense, metrics, f"{model}: quality against cost"), path)
+    return _image(path, path.name)
 
 
 def _early_bird_section(model: str, runs: Sequence[Run], out_dir: Path, numbers: dict[str, Any]) -> str:
@@ -515,8 +579,7 @@ def write_report(
         everyone = [r for rs in methods.values() for r in rs]
         metrics = table_metrics([row for run in everyone for row in run.rows])
         for metric in metrics:  # a figure of each other metric every round recorded (the structure, an extension's)
-            recorded = all(row.get(metric.name) is not None for run in everyone for row in run.rows)
-            if recorded and metric.name not in ("E", "E_content", "E_style"):
+            if _recorded(everyone, metric.name) and metric.name not in ("E", "E_content", "E_style"):
                 path, title = out_dir / f"{metric.name}_vs_sparsity-{model}.png", f"{model}: {metric.header}, {metric.help}"
                 figures.append(plot_error_vs_sparsity(methods, path, (metric.name,), title))
         numbers[model] = {}
@@ -526,10 +589,11 @@ def write_report(
                                  "runs": [str(x.path) for x in r]}  # fmt: skip
         per_method = "".join(f"<h3>{html.escape(m)}</h3>{_table(round_header(metrics), _round_rows(r, metrics))}"
                              for m, r in methods.items())  # fmt: skip
+        cost = _cost_section(model, methods, out_dir, numbers[model])
         early_bird = _early_bird_section(model, everyone, out_dir, numbers[model])
         instability = _instability_section(model, everyone, out_dir, numbers[model])
         sections.append(
-            f"<h2>{html.escape(model)}</h2>{''.join(_image(figure, figure.name) for figure in figures)}"
+            f"<h2>{html.escape(model)}</h2>{''.join(_image(figure, figure.name) for figure in figures)}{cost}"
             f"<h3>Extreme sparsity (per seed: mean ± std; across seeds: Chen et al. 2020; at the sparsities all n seeds reached)</h3>{_table(EXTREME_HEADER, _extreme_rows(methods))}"
             f"{_verdicts_section(methods, numbers[model], margin)}"
             f"<h3>Rounds by sparsity (mean ± std over seeds; matching: seeds whose ticket matches)</h3>{per_method}"
