@@ -21,6 +21,7 @@ from lottery_style.engine.granularity import channel_layout
 from lottery_style.engine.lottery import LotteryRun
 from lottery_style.engine.validation import check_config
 from lottery_style.pruning.channels import ChannelLayout, ChannelPruner
+from lottery_style.pruning.early_bird import EarlyBird
 from lottery_style.tickets.paths import INSTABILITY_SUMMARY, round_dir
 from lottery_style.tickets.storage import load_round
 from tests.conftest import TINY, compose_train, tiny_model
@@ -274,3 +275,23 @@ def test_weight_granularity_records_flops_kept_equal_to_flops(tmp_path: Path) ->
     record = _metrics(round_dir(tmp_path, 1))
     assert record["granularity"] == "weight" and record["flops_kept"] == record["flops"]
     assert record["weight_sparsity"] == record["sparsity"]
+
+
+def test_early_bird_distance_counts_channels_whatever_their_filter_size() -> None:
+    """You et al. 2020 compare channel masks: one channel changed in a wide layer is as far as one in a narrow layer."""
+    layout = ChannelLayout(convs={"wide.weight": (4, 64, 3, 3), "narrow.weight": (4, 1, 1, 1)}, scope=("wide.weight", "narrow.weight"))
+    pruner = ChannelPruner(layout)
+    kept = {"wide.weight": torch.ones(4, dtype=torch.bool), "narrow.weight": torch.ones(4, dtype=torch.bool)}
+    start = layout.masks(kept)
+    distances = []
+    for layer in kept:
+        changed = {**kept, layer: torch.tensor([False, True, True, True])}
+        tracker = EarlyBird(target=0.1, threshold=0.5, window=1)
+        tracker.observe(0, start, pruner.units(start))
+        tracker.observe(1, layout.masks(changed), pruner.units(layout.masks(changed)))
+        distances.append(tracker.distances[-1])
+    assert distances == [1 / 8, 1 / 8]
+    weight_counted = EarlyBird(target=0.1, threshold=0.5, window=1)
+    weight_counted.observe(0, start)
+    weight_counted.observe(1, layout.masks({**kept, "wide.weight": torch.tensor([False, True, True, True])}))
+    assert weight_counted.distances[-1] == pytest.approx(576 / (4 * 576 + 4))  # by weights the wide channel dominates

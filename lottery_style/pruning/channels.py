@@ -147,6 +147,11 @@ class ChannelPruner(Pruner):
             raise ValueError(f"masks of {partial[:3]} are not whole channels (filter and bias together)")
         return channels
 
+    def units(self, masks: Masks) -> Masks:
+        """Each scope conv's channel mask: early-bird's distance counts channels (You et al. 2020), not filter
+        weights, so a wide filter weighs no more than a narrow one."""
+        return self.layout.channels(masks)
+
     def dense_channels(self) -> dict[str, Tensor]:
         return {name: torch.ones(self.layout.convs[name][0], dtype=torch.bool) for name in self.layout.scope}
 

@@ -37,17 +37,21 @@ class EarlyBird:
     steps: list[int] = field(default_factory=list)  # the step of each distance
     distances: list[float] = field(default_factory=list)  # to the previous observation's mask
     last: Masks | None = None
+    last_units: Masks | None = None  # ``last`` one entry per unit (a weight or a channel): what the distance counts
     drawn_step: int | None = None
     drawn: Masks | None = None
 
-    def observe(self, step: int, masks: Masks) -> None:
-        if self.last is not None:
+    def observe(self, step: int, masks: Masks, units: Masks | None = None) -> None:
+        """Record ``masks`` at ``step``; ``units``: the same masks one entry per pruning unit (default: ``masks``,
+        the weight granularity), between which the distance is measured."""
+        units = masks if units is None else units
+        if self.last_units is not None:
             self.steps.append(step)
-            self.distances.append(mask_distance(self.last, masks))
+            self.distances.append(mask_distance(self.last_units, units))
             recent = self.distances[-self.window :]
             if self.drawn is None and len(recent) == self.window and max(recent) < self.threshold:
                 self.drawn_step, self.drawn = step, masks
-        self.last = masks
+        self.last, self.last_units = masks, units
 
     def ticket(self) -> Masks:
         """The drawn mask, or without a draw the last one seen (the end of round 0: the one-shot magnitude mask)."""

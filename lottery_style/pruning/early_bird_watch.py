@@ -46,7 +46,8 @@ class EarlyBirdWatch(Callback):
         pruner = self.pruner
         for tracker in self.trackers:
             masks = pruner.magnitude(scope, pruner.dense(scope), tracker.target, self.layerwise, tie_seed=self.tie_seed)
-            tracker.observe(step, {n: m.cpu() for n, m in masks.items()})
+            masks = {n: m.cpu() for n, m in masks.items()}
+            tracker.observe(step, masks, pruner.units(masks))
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.is_global_zero:

@@ -57,6 +57,10 @@ class Pruner:
         """Each layer's surviving units at random positions of the layer (the shuffled control)."""
         return self.random_like(self.counts(masks), self.dense(masks), generator)
 
+    def units(self, masks: Masks) -> Masks:
+        """One entry per unit: what a distance between two masks counts (early-bird's Hamming distance)."""
+        return masks
+
     def sparsity(self, masks: Masks) -> float:
         """The fraction of prunable units pruned: what the schedule's rate counts."""
         return overall_sparsity(masks)
