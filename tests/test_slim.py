@@ -161,7 +161,7 @@ def test_a_weight_granularity_ticket_is_refused_in_one_line(runs, tmp_path: Path
 def test_a_model_that_cannot_hold_channel_tickets_is_refused_naming_why(name: str, tmp_path: Path, capsys) -> None:
     folder = saved_round(tmp_path / "run" / "round_00", tiny_model(name))
     line = one_error_line(capsys, ["export", str(folder), "--slim", "--out", str(tmp_path / "slim.pt")])
-    assert line.endswith(f"cannot slim {folder} ({name}): {MODEL_REGISTRY[name].channel_refusal}")
+    assert line.endswith(f"cannot slim {folder} ({name}): {MODEL_REGISTRY[name].module.channel_refusal}")
 
 
 def test_a_model_whose_links_miss_a_reader_is_refused_not_written(runs, tmp_path: Path, monkeypatch) -> None:
