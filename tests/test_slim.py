@@ -8,6 +8,9 @@ ticket also sums, in another order. Runs are at test size (debug=tiny, 2 steps p
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +31,16 @@ from lottery_style.tickets.slim_file import SLIM_FORMAT
 from lottery_style.tools.slim import slim_ticket
 from tests.conftest import TINY, compose_train, tiny_model
 from tests.test_cli_errors import one_error_line
-from tests.test_onnx_export import PAIRS, SIZES, needs_deploy_extra, onnx_session, onnx_stylize, sample_image, saved_round
+from tests.test_docs import block_commands, shell_blocks
+from tests.test_onnx_export import (
+    PAIRS,
+    SIZES,
+    needs_deploy_extra,
+    onnx_session,
+    onnx_stylize,
+    sample_image,
+    saved_round,
+)
 
 TOLERANCE = 1e-4
 CHANNEL = ["pruning.granularity=channel", "pruning.rounds=1", "training.steps=2"]
@@ -185,3 +197,38 @@ def test_a_slim_file_with_an_impossible_channel_count_is_refused_in_one_line(run
     images = ["--content", str(content_dir / "chelsea.png"), "--style", str(style_dir / "brick.png")]
     line = one_error_line(capsys, ["stylize", "--ticket", str(path), *images, "--out", str(tmp_path / "out")])
     assert "slim config gives decoder.body.1.weight 1024 out and 512 in channels: expected 1..256 out" in line
+
+
+# ------------------------------------------------------------------ the docs' four commands
+DEPLOY_PAGE = Path(__file__).resolve().parent.parent / "docs" / "deploy.md"
+
+
+def test_the_deploy_pages_four_commands_run_end_to_end_at_test_size(tmp_path: Path, monkeypatch) -> None:
+    """docs/deploy.md's first block, run as a user would in a fresh folder (training at debug=tiny), with two
+    sample photos in photos/ and a sample style as art.jpg; ``<hash>`` is the run folder the first command made."""
+    block = shell_blocks(DEPLOY_PAGE.read_text(), "deploy.md")[0]
+    commands = [list(command.words) for command in block_commands(block)]
+    assert [words[:2] for words in commands] == [
+        ["lottery-style", "experiment=quickstart"], ["lottery-style", "export"], ["lottery-style", "export"],
+        ["lottery-style", "stylize"],
+    ]  # fmt: skip
+    content_dir, style_dir = sample_dirs()
+    (tmp_path / "photos").mkdir()
+    for name in ("chelsea", "coffee"):
+        shutil.copy(content_dir / f"{name}.png", tmp_path / "photos")
+    Image.open(style_dir / "brick.png").convert("RGB").save(tmp_path / "art.jpg")
+    monkeypatch.chdir(tmp_path)
+    for index, words in enumerate(commands):
+        args = [*words[1:], "debug=tiny"] if index == 0 else words[1:]
+        if index:
+            (run,) = Path("outputs/quickstart").glob("adain-imp-*")
+            args = [arg.replace("outputs/quickstart/adain-imp-placeholder", str(run)) for arg in args]
+        command = [sys.executable, "-m", "lottery_style", *args]
+        result = subprocess.run(command, capture_output=True, check=False, text=True, timeout=900)
+        assert result.returncode == 0, f"{' '.join(words)}: {result.stderr[-2000:]}"
+    record = json.loads((run / "round_03" / "metrics.json").read_text())
+    assert record["granularity"] == "channel" and record["channel_sparsity"] == record["sparsity"] > 0.45
+    slim, _ = load_ticket("adain-slim.pt")
+    assert parameter_counts(slim)["params_total"] < record["params_total"]
+    assert Path("adain-slim.onnx").stat().st_size > 0
+    assert sorted(png.name for png in Path("stylized").glob("*.png")) == ["chelsea__art.png", "coffee__art.png"]
