@@ -201,10 +201,11 @@ def test_a_slim_file_with_an_impossible_channel_count_is_refused_in_one_line(run
 
 # ------------------------------------------------------------------ the docs' four commands
 DEPLOY_PAGE = Path(__file__).resolve().parent.parent / "docs" / "deploy.md"
+TEST_SIZE = ["debug=tiny", "pruning.rewind_step=2"]  # the quickstart rewinds to step 500 of 600; tiny trains 4
 
 
 def test_the_deploy_pages_four_commands_run_end_to_end_at_test_size(tmp_path: Path, monkeypatch) -> None:
-    """docs/deploy.md's first block, run as a user would in a fresh folder (training at debug=tiny), with two
+    """docs/deploy.md's first block, run as a user would in a fresh folder (training at test size), with two
     sample photos in photos/ and a sample style as art.jpg; ``<hash>`` is the run folder the first command made."""
     block = shell_blocks(DEPLOY_PAGE.read_text(), "deploy.md")[0]
     commands = [list(command.words) for command in block_commands(block)]
@@ -219,7 +220,7 @@ def test_the_deploy_pages_four_commands_run_end_to_end_at_test_size(tmp_path: Pa
     Image.open(style_dir / "brick.png").convert("RGB").save(tmp_path / "art.jpg")
     monkeypatch.chdir(tmp_path)
     for index, words in enumerate(commands):
-        args = [*words[1:], "debug=tiny"] if index == 0 else words[1:]
+        args = [*words[1:], *TEST_SIZE] if index == 0 else words[1:]
         if index:
             (run,) = Path("outputs/quickstart").glob("adain-imp-*")
             args = [arg.replace("outputs/quickstart/adain-imp-placeholder", str(run)) for arg in args]
