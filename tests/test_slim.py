@@ -200,14 +200,14 @@ def test_a_slim_file_with_an_impossible_channel_count_is_refused_in_one_line(run
 
 
 # ------------------------------------------------------------------ the docs' four commands
-DEPLOY_PAGE = Path(__file__).resolve().parent.parent / "docs" / "deploy.md"
+DEPLOY_PAGE = Path(__file__).resolve().parent.parent / "docs/deploy.md"
 TEST_SIZE = ["debug=tiny", "pruning.rewind_step=2"]  # the quickstart rewinds to step 500 of 600; tiny trains 4
 
 
 def test_the_deploy_pages_four_commands_run_end_to_end_at_test_size(tmp_path: Path, monkeypatch) -> None:
     """docs/deploy.md's first block, run as a user would in a fresh folder (training at test size), with two
     sample photos in photos/ and a sample style as art.jpg; ``<hash>`` is the run folder the first command made."""
-    block = shell_blocks(DEPLOY_PAGE.read_text(), "deploy.md")[0]
+    block = shell_blocks(DEPLOY_PAGE.read_text(), "docs/deploy.md")[0]
     commands = [list(command.words) for command in block_commands(block)]
     assert [words[:2] for words in commands] == [
         ["lottery-style", "experiment=quickstart"], ["lottery-style", "export"], ["lottery-style", "export"],

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from lottery_style.core.atomic import atomic_torch_save
 
-SLIM_FORMAT = "lottery-style slim model v1"
+SLIM_FORMAT = "lottery_style slim model v1"
 Channels = dict[str, tuple[int, int]]  # conv weight name -> (output, input) channels
 
 
