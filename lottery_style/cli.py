@@ -6,6 +6,7 @@ before); a first argument naming a tool runs it instead::
     lottery-style stylize --ticket runs/x/round_03 --content photos/ --style art.jpg --out styled/
     lottery-style export runs/x/round_03 --out ticket.safetensors
     lottery-style export runs/x/round_03 --format onnx --out ticket.onnx
+    lottery-style export runs/x/round_03 --slim --out slim.pt
     lottery-style evaluate runs/ --content-dir test/content --style-dir test/style --name test
     lottery-style report runs/x runs/y --out report/
     lottery-style prepare-data /data/wikiart/train /data/wikiart/prepared-512 --size 512
@@ -71,6 +72,9 @@ def export(args: argparse.Namespace) -> None:
     if args.format == "onnx":
         export_graph(args)
         return
+    if args.slim:
+        export_slim_model(args)
+        return
     from lottery_style.tickets.loading import export_round
 
     stats = export_round(args.round_folder, args.out, fp16=args.fp16, compress=args.compress)
@@ -82,16 +86,34 @@ def export(args: argparse.Namespace) -> None:
     )
 
 
-def export_graph(args: argparse.Namespace) -> None:
-    """``export --format onnx``: the ticket's stylize forward as an ONNX file."""
+def compact_flags(args: argparse.Namespace, what: str) -> None:
+    """Refuse --fp16 and --compress, which shape the compact ticket file only, for ``what``."""
     flags = [flag for flag, given in (("--fp16", args.fp16), ("--compress", args.compress)) if given]
     if flags:
-        raise ValueError(f"{' and '.join(flags)} apply to --format ticket only: the ONNX graph holds fp32 weights")
+        raise ValueError(f"{' and '.join(flags)} apply to --format ticket only: {what} holds fp32 weights")
+
+
+def export_slim_model(args: argparse.Namespace) -> None:
+    """``export --slim``: the slim model of a channel ticket as a state dict and its slim config."""
+    compact_flags(args, "the slim model file")
+    from lottery_style.tools.slim import export_slim
+
+    done = export_slim(args.round_folder, args.out)
+    print(
+        f"wrote {done.path}: {done.file_bytes / MIB:.2f} MiB, slim {done.model} with {done.params:,} parameters "
+        f"({done.params / done.dense_params:.1%} of the dense {done.dense_params:,}); stylize --ticket and "
+        f"export --format onnx take it"
+    )
+
+
+def export_graph(args: argparse.Namespace) -> None:
+    """``export --format onnx``: the ticket's stylize forward as an ONNX file (``--slim``: the slim model's)."""
+    compact_flags(args, "the ONNX graph")
     from lottery_style.tools.onnx_export import export_onnx
 
-    done = export_onnx(args.round_folder, args.out)
+    done = export_onnx(args.round_folder, args.out, slim=args.slim)
     print(
-        f"wrote {done.path}: {done.file_bytes / MIB:.2f} MiB, ONNX opset {done.opset}, {done.model} in "
+        f"wrote {done.path}: {done.file_bytes / MIB:.2f} MiB, ONNX opset {done.opset}, {'slim ' * args.slim}{done.model} in "
         f"{done.seconds:.1f} s; inputs content and style [N, 3, H, W] in [0, 1] with H and W multiples of "
         f"{done.size_multiple}, alpha a scalar; output stylized [N, 3, H, W]"
     )
@@ -141,7 +163,7 @@ def options(args: argparse.Namespace) -> None:
 
 TOOL_HELP = {  # one line each: the tool's help in `lottery-style --help` and in its own --help
     "stylize": "stylize every content image with every style image",
-    "export": "write a round folder as one compact safetensors ticket file, or as an ONNX graph",
+    "export": "write a round folder as one compact safetensors ticket file, a slim model or an ONNX graph",
     "evaluate": "judge every finished round of runs on the fixed pairs of two folders",
     "report": "figures and one HTML page from run folders",
     "prepare-data": "decode and square-resize a training folder once, for fast loading",
@@ -155,7 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     tools = parser.add_subparsers(dest="tool", required=True)
 
     p = tools.add_parser("stylize", help=TOOL_HELP["stylize"], description=TOOL_HELP["stylize"])
-    p.add_argument("--ticket", required=True, help="a round folder, a ticket export file or a Lightning .ckpt")
+    p.add_argument("--ticket", required=True, help="a round folder, a ticket export file, a slim model file or a Lightning .ckpt")
     p.add_argument("--content", required=True, help="an image or a folder of images")
     p.add_argument("--style", required=True, help="an image or a folder of images")
     p.add_argument("--out", required=True, help="output folder for <content>__<style>.png")
@@ -168,12 +190,14 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=stylize)
 
     p = tools.add_parser("export", help=TOOL_HELP["export"], description=TOOL_HELP["export"])
-    p.add_argument("round_folder", help="a finished round_XX folder (--format onnx: also a ticket file or .ckpt)")
+    p.add_argument("round_folder", help="a finished round_XX folder (--slim, --format onnx: also a ticket file)")
     p.add_argument("--out", required=True, help="the file to write")
     p.add_argument("--format", default="ticket",
                    help="; ".join(f"{name}: {text}" for name, text in EXPORT_FORMATS.items()) + " (default: ticket)")  # fmt: skip
     p.add_argument("--fp16", action="store_true", help="store kept values as fp16 (lossy, about half the size)")
     p.add_argument("--compress", action="store_true", help="xz-compress the file (lossless; name it .safetensors.xz)")
+    p.add_argument("--slim", action="store_true",
+                   help="a channel ticket's slim model: convs hold only the kept channels (with --format onnx: its graph)")  # fmt: skip
     p.set_defaults(run=export)
 
     from lottery_style.core.config import DataConfig

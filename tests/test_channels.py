@@ -7,21 +7,24 @@ what they assert from what the run stored.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
 from lottery_style.core.config import ConfigError
-from lottery_style.engine.cost import counted_flops, kept_flops, stylization_flops
+from lottery_style.engine.cost import counted_flops, stylization_flops
 from lottery_style.engine.granularity import channel_layout
 from lottery_style.engine.lottery import LotteryRun
 from lottery_style.engine.validation import check_config
 from lottery_style.pruning.channels import ChannelLayout, ChannelPruner
 from lottery_style.pruning.early_bird import EarlyBird
+from lottery_style.pruning.slimming import narrow_convs, slim_state
 from lottery_style.tickets.paths import INSTABILITY_SUMMARY, round_dir
 from lottery_style.tickets.storage import load_round
 from tests.conftest import TINY, compose_train, tiny_model
@@ -156,7 +159,7 @@ def test_a_model_channel_pruning_cannot_keep_safe_is_refused_in_one_line_before_
 # ----------------------------------------------------------------------- FLOPs
 def test_stylization_flops_are_flopcountermodes_count_of_the_same_layers_by_hand() -> None:
     model = tiny_model("adain").eval()
-    flops, _ = stylization_flops(model, 32, torch.device("cpu"))
+    flops = stylization_flops(model, 32, torch.device("cpu"))
     content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
@@ -165,19 +168,26 @@ def test_stylization_flops_are_flopcountermodes_count_of_the_same_layers_by_hand
     assert flops == counter.get_total_flops() > 0
 
 
-def test_flops_kept_equal_the_count_of_a_physically_smaller_copy() -> None:
+def test_the_slim_state_is_a_physically_smaller_copy_that_computes_the_same_with_fewer_flops() -> None:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1))
     convs = {"0.weight": (8, 3, 3, 3), "2.weight": (4, 8, 3, 3)}
     layout = ChannelLayout(convs, ("0.weight",), {"0.weight": "0.bias"}, frozenset(), {"0.weight": ["2.weight"]})
-    channels = {"0.weight": torch.tensor([True, False, True, True, False, True, False, True])}
+    masks = layout.masks({"0.weight": torch.tensor([True, False, True, True, False, True, False, True])})
+    with torch.no_grad():
+        net[0].weight.mul_(masks["0.weight"])
+        net[0].bias.mul_(masks["0.bias"])
+    state = slim_state(net.state_dict(), layout, masks)
+    assert state["0.weight"].shape == (5, 3, 3, 3) and state["0.bias"].shape == (5,) and state["2.weight"].shape == (4, 5, 3, 3)
+    slim = copy.deepcopy(net)
+    narrow_convs(slim, layout.kept_channels(masks))
+    slim.load_state_dict(state)
     image = torch.rand(1, 3, 16, 16)
-    flops, calls = counted_flops(net, lambda: net(image))
-    slim = nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.ReLU(), nn.Conv2d(5, 4, 3, padding=1))
-    counter = FlopCounterMode(display=False)
-    with counter:
-        slim(image)
-    assert kept_flops(flops, calls, layout.kept_channels(layout.masks(channels))) == counter.get_total_flops() < flops
+    with torch.no_grad():
+        assert (slim(image) - net(image)).abs().max() <= 1e-5
+    counted = counted_flops(lambda: slim(image))
+    assert counted_flops(lambda: functional_call(net, state, (image,))) == counted < counted_flops(lambda: net(image))
+    assert counted == 2 * 16 * 16 * 9 * (3 * 5 + 5 * 4)  # FlopCounterMode's convs: 2 x positions x kernel x in x out
 
 
 # ------------------------------------------------------------------------ runs
@@ -248,7 +258,7 @@ def test_the_instability_analysis_runs_on_channel_masks(channel_run: Path) -> No
 
 def test_every_round_records_its_cost_and_both_sparsities(channel_run: Path) -> None:
     model = tiny_model("adain")
-    dense_flops, _ = stylization_flops(model, 32, torch.device("cpu"))
+    dense_flops = stylization_flops(model, 32, torch.device("cpu"))
     for index in range(3):
         folder = round_dir(channel_run, index)
         record = _metrics(folder)

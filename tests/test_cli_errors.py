@@ -103,7 +103,7 @@ def test_console_script_exit_code_and_stderr(files) -> None:
     assert result.stderr.strip().splitlines() == [
         (
             f"lottery-style stylize: error: ticket {missing} does not exist: expected a round folder (round_XX/), "
-            "a ticket export file or a Lightning .ckpt"
+            "a ticket export file, a slim model file or a Lightning .ckpt"
         )
     ]
 

@@ -4,13 +4,14 @@
 image of ``data.eval_size`` pixels square) as PyTorch's own
 :class:`torch.utils.flop_counter.FlopCounterMode` counts them, of the model as
 it runs: a masked ticket runs every dense kernel, zeros included, so its count
-is the dense model's. ``flops_kept``: the same count with every conv restricted
-to its kept output channels and the input channels that do not read a pruned
-channel (:meth:`~lottery_style.pruning.channels.ChannelLayout.kept_channels`),
-what a physically slimmed copy of a channel ticket runs; each conv call's
-share is :func:`torch.utils.flop_counter.conv_flop_count` of its kept shapes,
-the formula FlopCounterMode itself applies. For a weight ticket it equals
-``flops``: unstructured zeros remove no kernel work.
+is the dense model's. ``flops_kept``: FlopCounterMode's count of the same
+stylization by the ticket's physically slim model (every conv narrowed to its
+kept output channels and to the input channels that do not read a pruned
+channel: :mod:`lottery_style.pruning.slimming`), which is what
+``lottery-style export --slim`` writes. The slim weights run through the
+model's own modules (:func:`torch.func.functional_call`), so no copy is built;
+every op is counted, the attention's products over fewer value channels too.
+For a weight ticket it equals ``flops``: unstructured zeros remove no kernel work.
 """
 
 from __future__ import annotations
@@ -19,39 +20,38 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.utils.flop_counter import FlopCounterMode
 
 from lottery_style.models.base import StyleTransferModule
 
-ConvCall = tuple[list[int], list[int], list[int]]  # input, weight and output shapes of one conv call
-
 
 @torch.no_grad()
-def counted_flops(model: nn.Module, forward: Callable[[], Any]) -> tuple[int, dict[str, list[ConvCall]]]:
-    """FlopCounterMode's count of ``forward()``, and the calls of each of ``model``'s convs by its weight name."""
-    calls: dict[str, list[ConvCall]] = {}
-
-    def recorder(name: str) -> Any:
-        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            calls.setdefault(name, []).append((list(inputs[0].shape), list(module.weight.shape), list(output.shape)))
-
-        return hook
-
-    convs = [(f"{name}.weight", m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    hooks = [module.register_forward_hook(recorder(name)) for name, module in convs]
+def counted_flops(forward: Callable[[], Any]) -> int:
+    """FlopCounterMode's count of ``forward()``."""
     counter = FlopCounterMode(display=False)
-    try:
-        with counter:
-            forward()
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return counter.get_total_flops(), calls
+    with counter:
+        forward()
+    return counter.get_total_flops()
 
 
-def stylization_flops(model: StyleTransferModule, size: int, device: torch.device) -> tuple[int, dict[str, list[ConvCall]]]:
-    """:func:`counted_flops` of one ``size`` px stylization in eval mode.
+class _Stylize(nn.Module):
+    """``model.stylize`` as a forward, for :func:`torch.func.functional_call` (which calls ``forward``)."""
+
+    def __init__(self, model: StyleTransferModule):
+        super().__init__()
+        self.model = model
+
+    def forward(self, content: Tensor, style: Tensor) -> Tensor:
+        return self.model.stylize(content, style)
+
+
+def stylization_flops(
+    model: StyleTransferModule, size: int, device: torch.device, state: Mapping[str, Tensor] | None = None
+) -> int:
+    """:func:`counted_flops` of one ``size`` px stylization in eval mode; with ``state`` (some of the model's
+    parameters by name, e.g. a slim model's narrower convs) the model runs those in place of its own.
 
     The images are random (FLOPs do not depend on pixel values); the model's own
     random draws (attention subsampling) come from a forked generator, so the
@@ -63,19 +63,12 @@ def stylization_flops(model: StyleTransferModule, size: int, device: torch.devic
         with torch.random.fork_rng(devices=[]):
             generator = torch.Generator().manual_seed(0)
             content, style = (torch.rand(1, 3, size, size, generator=generator).to(device) for _ in range(2))
-            return counted_flops(model, lambda: model.stylize(content, style))
+            if state is None:
+                return counted_flops(lambda: model.stylize(content, style))
+            swapped = {f"model.{name}": tensor.to(device) for name, tensor in state.items()}
+            return counted_flops(lambda: functional_call(_Stylize(model), swapped, (content, style), strict=False))
     finally:
         model.train(was_training)
-
-
-def kept_flops(flops: int, calls: Mapping[str, list[ConvCall]], kept: Mapping[str, tuple[int, int]]) -> int:
-    """``flops`` with each conv in ``kept`` restricted to its (kept output, kept input) channels."""
-    removed = 0
-    for name, (out, into) in kept.items():
-        for x_shape, w_shape, out_shape in calls.get(name, []):
-            slim = [out, into, *w_shape[2:]]
-            removed += conv_flop_count(x_shape, w_shape, out_shape) - conv_flop_count(x_shape, slim, out_shape)
-    return flops - removed
 
 
 def parameter_counts(model: StyleTransferModule) -> dict[str, int]:

@@ -31,7 +31,7 @@ from lottery_style.core.config import PARTS, Part, Rewind, control_seed, part_of
 from lottery_style.data.datamodule import StylePairDataModule
 from lottery_style.data.images import SKIPPED_IMAGES, merged_record
 from lottery_style.engine.checkpointing import ResumeCheckpoint
-from lottery_style.engine.cost import ConvCall, kept_flops, parameter_counts, stylization_flops
+from lottery_style.engine.cost import parameter_counts, stylization_flops
 from lottery_style.engine.evaluation import evaluate, evaluation_device, save_grid, seeded_model
 from lottery_style.engine.granularity import masked_parameters, run_pruner
 from lottery_style.engine.loggers import RunLogger, build_run_logger, start_fit
@@ -121,7 +121,7 @@ class LotteryRun:
         self.datamodule: StylePairDataModule | None = None  # the run's, for pruning at initialisation's batch
         self.round_zero_watch: list[Callback] = []  # the method's watch of round 0 (early-bird tickets)
         self.pruner = Pruner()  # pruning.granularity's rules, set for the run's model by :meth:`pruner_for`
-        self._flops: tuple[int, dict[str, list[ConvCall]]] | None = None  # the dense count (inference_cost)
+        self._flops: int | None = None  # the dense count (inference_cost)
 
     # ------------------------------------------------------------------ setup
     def build(self) -> tuple[StyleTransferModule, StylePairDataModule]:
@@ -294,16 +294,17 @@ class LotteryRun:
         return {k: v for k, v in state.items() if part_of(k) in self.scope}
 
     def inference_cost(self, model: StyleTransferModule, masks: Masks) -> dict[str, Any]:
-        """FLOPs of one stylization at the eval size (dense, and of the kept channels) and parameter counts.
+        """FLOPs of one stylization at the eval size (dense, and of the slim model) and parameter counts.
 
         The dense count depends on the architecture and the size only, so it is
         counted once per run (:mod:`lottery_style.engine.cost`).
         """
+        size = int(self.cfg.data.eval_size)
         if self._flops is None:
-            self._flops = stylization_flops(model, int(self.cfg.data.eval_size), self.device)
-        flops, calls = self._flops
-        kept = kept_flops(flops, calls, self.pruner.kept_channels(masks))
-        return {"flops": flops, "flops_kept": kept, **parameter_counts(model)}
+            self._flops = stylization_flops(model, size, self.device)
+        slim = self.pruner.slimmed({name: p.detach() for name, p in model.named_parameters()}, masks)
+        kept = self._flops if slim is None else stylization_flops(model, size, self.device, slim)
+        return {"flops": self._flops, "flops_kept": kept, **parameter_counts(model)}
 
     # ------------------------------------------------------------- one round
     def fit_round(

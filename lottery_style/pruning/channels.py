@@ -39,6 +39,7 @@ from torch import Tensor
 
 from lottery_style.pruning.masks import Masks, _check_matching, _prune_by, random_prune_like
 from lottery_style.pruning.pruner import Pruner
+from lottery_style.pruning.slimming import slim_state
 
 
 @dataclass(frozen=True)
@@ -198,8 +199,10 @@ class ChannelPruner(Pruner):
             "channels_kept": {name: int(kept.count_nonzero()) for name, kept in self._checked(masks).items()},
         }
 
-    def kept_channels(self, masks: Masks) -> dict[str, tuple[int, int]]:
-        return self.layout.kept_channels(masks)
+    def slimmed(self, state: Mapping[str, Tensor], masks: Masks) -> dict[str, Tensor]:
+        """``state`` with the pruned channels and the input slices that read them cut out (:mod:`.slimming`)."""
+        self._checked(masks)
+        return slim_state(state, self.layout, masks)
 
     def sparsity(self, masks: Masks) -> float:
         """Pruned channels over the pool's channels (the fixed convs' channels are no units)."""

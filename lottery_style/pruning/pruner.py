@@ -69,6 +69,7 @@ class Pruner:
         """What a round's ``metrics.json`` says of its masks beyond ``sparsity``."""
         return {"granularity": "weight", "weight_sparsity": overall_sparsity(masks)}
 
-    def kept_channels(self, masks: Masks) -> dict[str, tuple[int, int]]:
-        """(kept output, kept input) channels of the convs a mask thins; none at weight granularity."""
-        return {}
+    def slimmed(self, state: Mapping[str, Tensor], masks: Masks) -> dict[str, Tensor] | None:
+        """The weights of the physically slim model of ``state`` under ``masks``, or None when masking narrows
+        nothing: unstructured zeros remove no kernel work."""
+        return None

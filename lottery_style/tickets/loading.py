@@ -1,8 +1,8 @@
-"""Opening a ticket for use: a round folder, a compact export file or a Lightning checkpoint -> model.
+"""Opening a ticket for use: a round folder, a compact export file, a slim model file or a Lightning checkpoint -> model.
 
-The three forms store weights differently but each carries the model config it
-was trained with (``round_XX/config.yaml``, the export file's metadata, the
-checkpoint's ``hyper_parameters["model"]``), so the architecture always comes
+The four forms store weights differently but each carries the model config it
+was trained with (``round_XX/config.yaml``, the export header's metadata, the
+slim file's ``model``, the checkpoint's ``hyper_parameters["model"]``), so the architecture always comes
 from the ticket itself and a user's ``--model`` can only be checked against it.
 The model is built with random VGG weights and then overwritten by the
 ticket's encoder, transform and decoder: stylizing needs no pretrained weights
@@ -25,6 +25,7 @@ from lottery_style.core.config import PART_PREFIXES
 from lottery_style.models import MODEL_REGISTRY, StyleTransferModule, create_model
 from lottery_style.models.components.released import without_weight_files
 from lottery_style.models.components.vgg import Layout, VGGEncoder
+from lottery_style.pruning.slimming import narrow_convs
 from lottery_style.tickets.export import (
     ExportStats,
     export_metadata,
@@ -33,9 +34,10 @@ from lottery_style.tickets.export import (
     load_ticket_export,
 )
 from lottery_style.tickets.paths import DONE, LEGACY_MASKS_FILE, METRICS_FILE, ROUND_CONFIG, TICKET_FILE, round_dir
+from lottery_style.tickets.slim_file import Channels, is_slim, slim_channels
 from lottery_style.tickets.storage import has_round_weights, read_metrics, read_round
 
-TICKET_FORMS = "a round folder (round_XX/), a ticket export file or a Lightning .ckpt"
+TICKET_FORMS = "a round folder (round_XX/), a ticket export file, a slim model file or a Lightning .ckpt"
 
 
 class TicketError(ValueError):
@@ -50,6 +52,7 @@ class TicketParts:
     state: dict[str, Tensor]  # encoder/transform/decoder weights only
     masks: dict[str, Tensor] | None = None
     info: dict[str, Any] = field(default_factory=dict)  # method, round, sparsity when known
+    channels: Channels | None = None  # a slim model's (out, in) channels per conv; None: the architecture's own
 
 
 # ----------------------------------------------------------------- reading
@@ -94,14 +97,28 @@ def read_checkpoint(path: Path) -> TicketParts:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
         raise TicketError(f"{path} is not {TICKET_FORMS} (torch.load failed: {type(error).__name__})") from None
+    if is_slim(checkpoint):
+        return read_slim(checkpoint, path)
     model = checkpoint.get("hyper_parameters", {}).get("model") if isinstance(checkpoint, dict) else None
     if not isinstance(model, dict) or "state_dict" not in checkpoint:
         raise TicketError(f"{path} is not a lottery-style Lightning checkpoint: no hyper_parameters['model']")
     return TicketParts(OmegaConf.create(model), _trainable(checkpoint["state_dict"]))
 
 
+def read_slim(loaded: dict[str, Any], path: Path) -> TicketParts:
+    """A slim model file's parts (:mod:`lottery_style.tickets.slim_file`): no masks, the narrowed convs' counts."""
+    if not isinstance(loaded.get("model"), dict) or not isinstance(loaded.get("state_dict"), dict):
+        raise TicketError(f"{path} is a slim model file without its 'model' config or 'state_dict'")
+    try:
+        channels = slim_channels(loaded, path)
+    except ValueError as error:
+        raise TicketError(str(error)) from None
+    info = loaded.get("info") if isinstance(loaded.get("info"), dict) else {}
+    return TicketParts(OmegaConf.create(loaded["model"]), _trainable(loaded["state_dict"]), None, info, channels)
+
+
 def read_ticket(path: str | Path) -> TicketParts:
-    """The model config and weights of a ticket in any of its three forms."""
+    """The model config and weights of a ticket in any of its four forms."""
     path = Path(path).expanduser()
     if not path.exists():
         raise TicketError(f"ticket {path} does not exist: expected {TICKET_FORMS}")
@@ -144,6 +161,11 @@ def build_model(parts: TicketParts, source: Path) -> StyleTransferModule:
     """The ticket's architecture holding the ticket's weights, in eval mode with gradients off."""
     model = create_model(model_config(parts.model_cfg, source))
     _use_layout(model, _encoder_layout(parts.state))
+    if parts.channels is not None:
+        try:
+            narrow_convs(model, parts.channels)
+        except (ValueError, AttributeError) as error:
+            raise TicketError(f"{source}: {error}") from None
     own = {k for k in model.state_dict() if k.startswith(PART_PREFIXES)}
     missing, unexpected = sorted(own - set(parts.state)), sorted(set(parts.state) - own)
     if missing or unexpected:

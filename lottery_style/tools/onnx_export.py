@@ -40,6 +40,7 @@ from lottery_style.core.atomic import atomic_write_bytes
 from lottery_style.core.extras import installed, not_installed
 from lottery_style.models.base import StyleTransferModule
 from lottery_style.tickets.loading import TicketError, load_ticket
+from lottery_style.tools.slim import slim_ticket
 
 INPUTS = ("content", "style", "alpha")
 OUTPUT = "stylized"
@@ -110,10 +111,15 @@ def exporter_error(error: BaseException) -> str:
     return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
 
 
-def export_onnx(ticket: str | Path, out: str | Path) -> OnnxExport:
-    """Write the ticket's stylize forward as an ONNX file at ``out`` (one file, the weights inside)."""
+def export_onnx(ticket: str | Path, out: str | Path, *, slim: bool = False) -> OnnxExport:
+    """Write the ticket's stylize forward as an ONNX file at ``out`` (one file, the weights inside); with ``slim``
+    the forward of the channel ticket's slim model (:func:`~lottery_style.tools.slim.slim_ticket`)."""
     require_deploy_extra()
-    model, parts = load_ticket(ticket)
+    if slim:
+        slimmed = slim_ticket(ticket)
+        model, parts = slimmed.model, slimmed.parts
+    else:
+        model, parts = load_ticket(ticket)
     name = str(model.cfg.name)
     if model.export_blocker is not None:
         raise TicketError(f"cannot export {ticket} ({name}) to ONNX: {model.export_blocker}")
@@ -138,7 +144,7 @@ def export_onnx(ticket: str | Path, out: str | Path) -> OnnxExport:
     proto = program.model_proto
     import onnx
 
-    info = {"model": name, "size_multiple": multiple, **parts.info}
+    info = {"model": name, "size_multiple": multiple, "slim": slim or parts.channels is not None, **parts.info}
     onnx.helper.set_model_props(proto, {f"lottery_style.{key}": str(value) for key, value in info.items()})
     path = atomic_write_bytes(out, proto.SerializeToString())
     opset = next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))

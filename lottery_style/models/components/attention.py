@@ -56,7 +56,9 @@ class StyleAttention(_Projections):
 
     def forward(self, content: Tensor, style: Tensor) -> Tensor:
         attended = weighted_sum(self.attention(content, style), self.value(style).flatten(2))
-        return content + self.output(attended.view_as(content))
+        # Back to the content's positions with the values' own channel count: a slim model's value conv
+        # keeps fewer channels than the content has (lottery-style export --slim).
+        return content + self.output(attended.unflatten(2, content.shape[2:]))
 
 
 class ChannelAttention(_Projections):
