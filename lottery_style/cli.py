@@ -6,7 +6,7 @@ before); a first argument naming a tool runs it instead::
     lottery-style stylize --ticket runs/x/round_03 --content photos/ --style art.jpg --out styled/
     lottery-style export runs/x/round_03 --out ticket.safetensors
     lottery-style export runs/x/round_03 --format onnx --out ticket.onnx
-    lottery-style export runs/x/round_03 --slim --out slim.pt
+    lottery-style export runs/x/round_03 --slim --out slim.safetensors
     lottery-style evaluate runs/ --content-dir test/content --style-dir test/style --name test
     lottery-style report runs/x runs/y --out report/
     lottery-style prepare-data /data/wikiart/train /data/wikiart/prepared-512 --size 512

@@ -18,8 +18,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
+from safetensors import safe_open
 
 from lottery_style.cli import main
+from lottery_style.core.config import PART_PREFIXES
 from lottery_style.data.sample import sample_dirs
 from lottery_style.engine.cost import counted_flops, parameter_counts, stylization_flops
 from lottery_style.engine.lottery import LotteryRun
@@ -27,7 +29,7 @@ from lottery_style.models import MODEL_REGISTRY
 from lottery_style.models.adain import AdaIN
 from lottery_style.tickets.loading import TicketError, load_ticket
 from lottery_style.tickets.paths import round_dir
-from lottery_style.tickets.slim_file import SLIM_FORMAT
+from lottery_style.tickets.slim_file import SLIM_FORMAT, read_slim_file, write_slim_file
 from lottery_style.tools.slim import slim_ticket
 from tests.conftest import TINY, compose_train, tiny_model
 from tests.test_cli_errors import one_error_line
@@ -117,9 +119,13 @@ def test_the_slim_models_flops_are_flopcountermodes_count_and_the_rounds_flops_k
 @pytest.mark.parametrize("name", ["adain", "sanet"])
 def test_export_slim_writes_a_state_dict_and_its_slim_config_that_stylize_takes(name: str, runs, tmp_path: Path) -> None:
     ticket = round_dir(runs[name], 1)
-    path = tmp_path / "slim.pt"
+    path = tmp_path / "slim.safetensors"
     assert main(["export", str(ticket), "--slim", "--out", str(path)]) == 0
-    saved = torch.load(path, weights_only=True)
+    with safe_open(str(path), framework="pt") as handle:  # any safetensors reader opens it
+        assert handle.metadata()["format"] == SLIM_FORMAT
+        assert set(handle.keys()) == {n for n in slim_ticket(ticket).model.state_dict() if n.startswith(PART_PREFIXES)}
+    saved = read_slim_file(path)
+    assert saved is not None
     slim = slim_ticket(ticket)
     assert saved["format"] == SLIM_FORMAT and saved["model"]["name"] == name
     assert {conv: tuple(kept) for conv, kept in saved["channels"].items()} == slim.channels
@@ -163,7 +169,7 @@ def test_export_slim_onnx_runs_in_onnx_runtime_as_the_masked_ticket_at_two_sizes
 # ------------------------------------------------------------------ refusals
 def test_a_weight_granularity_ticket_is_refused_in_one_line(runs, tmp_path: Path, capsys) -> None:
     ticket = round_dir(runs["weight"], 1)
-    out = tmp_path / "slim.pt"
+    out = tmp_path / "slim.safetensors"
     line = one_error_line(capsys, ["export", str(ticket), "--slim", "--out", str(out)])
     assert f"cannot slim {ticket} (adain): it is a weight-granularity ticket" in line
     assert not out.exists()
@@ -172,7 +178,7 @@ def test_a_weight_granularity_ticket_is_refused_in_one_line(runs, tmp_path: Path
 @pytest.mark.parametrize("name", ["lst", "manet", "mccnet", "adaattn"])
 def test_a_model_that_cannot_hold_channel_tickets_is_refused_naming_why(name: str, tmp_path: Path, capsys) -> None:
     folder = saved_round(tmp_path / "run" / "round_00", tiny_model(name))
-    line = one_error_line(capsys, ["export", str(folder), "--slim", "--out", str(tmp_path / "slim.pt")])
+    line = one_error_line(capsys, ["export", str(folder), "--slim", "--out", str(tmp_path / "slim.safetensors")])
     assert line.endswith(f"cannot slim {folder} ({name}): {MODEL_REGISTRY[name].module.channel_refusal}")
 
 
@@ -188,11 +194,12 @@ def test_a_model_whose_links_miss_a_reader_is_refused_not_written(runs, tmp_path
 
 
 def test_a_slim_file_with_an_impossible_channel_count_is_refused_in_one_line(runs, tmp_path: Path, capsys) -> None:
-    path = tmp_path / "slim.pt"
+    path = tmp_path / "slim.safetensors"
     assert main(["export", str(round_dir(runs["adain"], 1)), "--slim", "--out", str(path)]) == 0
-    saved = torch.load(path, weights_only=True)
+    saved = read_slim_file(path)
+    assert saved is not None
     saved["channels"]["decoder.body.1.weight"] = [1024, 512]
-    torch.save(saved, path)
+    write_slim_file(path, saved["model"], saved["channels"], saved["state_dict"], saved["info"])
     content_dir, style_dir = sample_dirs()
     images = ["--content", str(content_dir / "chelsea.png"), "--style", str(style_dir / "brick.png")]
     line = one_error_line(capsys, ["stylize", "--ticket", str(path), *images, "--out", str(tmp_path / "out")])
@@ -229,7 +236,7 @@ def test_the_deploy_pages_four_commands_run_end_to_end_at_test_size(tmp_path: Pa
         assert result.returncode == 0, f"{' '.join(words)}: {result.stderr[-2000:]}"
     record = json.loads((run / "round_03" / "metrics.json").read_text())
     assert record["granularity"] == "channel" and record["channel_sparsity"] == record["sparsity"] > 0.45
-    slim, _ = load_ticket("adain-slim.pt")
+    slim, _ = load_ticket("adain-slim.safetensors")
     assert parameter_counts(slim)["params_total"] < record["params_total"]
     assert Path("adain-slim.onnx").stat().st_size > 0
     assert sorted(png.name for png in Path("stylized").glob("*.png")) == ["chelsea__art.png", "coffee__art.png"]

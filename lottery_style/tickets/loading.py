@@ -34,7 +34,7 @@ from lottery_style.tickets.export import (
     load_ticket_export,
 )
 from lottery_style.tickets.paths import DONE, LEGACY_MASKS_FILE, METRICS_FILE, ROUND_CONFIG, TICKET_FILE, round_dir
-from lottery_style.tickets.slim_file import Channels, is_slim, slim_channels
+from lottery_style.tickets.slim_file import Channels, read_slim_file, slim_channels
 from lottery_style.tickets.storage import has_round_weights, read_metrics, read_round
 
 TICKET_FORMS = "a round folder (round_XX/), a ticket export file, a slim model file or a Lightning .ckpt"
@@ -97,8 +97,6 @@ def read_checkpoint(path: Path) -> TicketParts:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
         raise TicketError(f"{path} is not {TICKET_FORMS} (torch.load failed: {type(error).__name__})") from None
-    if is_slim(checkpoint):
-        return read_slim(checkpoint, path)
     model = checkpoint.get("hyper_parameters", {}).get("model") if isinstance(checkpoint, dict) else None
     if not isinstance(model, dict) or "state_dict" not in checkpoint:
         raise TicketError(f"{path} is not a lottery-style Lightning checkpoint: no hyper_parameters['model']")
@@ -124,6 +122,12 @@ def read_ticket(path: str | Path) -> TicketParts:
         raise TicketError(f"ticket {path} does not exist: expected {TICKET_FORMS}")
     if path.is_dir():
         return read_round_folder(path)
+    try:
+        slim = read_slim_file(path)
+    except ValueError as error:
+        raise TicketError(str(error)) from None
+    if slim is not None:
+        return read_slim(slim, path)
     return read_export_file(path) if is_ticket_file(path) else read_checkpoint(path)
 
 
