@@ -25,7 +25,7 @@ from lottery_style.engine.validation import check_config
 from lottery_style.pruning.channels import ChannelLayout, ChannelPruner
 from lottery_style.pruning.early_bird import EarlyBird
 from lottery_style.pruning.slimming import narrow_convs, slim_state
-from lottery_style.tickets.paths import INSTABILITY_SUMMARY, round_dir
+from lottery_style.tickets.paths import INSTABILITY_SUMMARY, TICKET_FILE, round_dir
 from lottery_style.tickets.storage import load_round
 from tests.conftest import TINY, compose_train, tiny_model
 
@@ -263,7 +263,7 @@ def test_every_round_records_its_cost_and_both_sparsities(channel_run: Path) -> 
         folder = round_dir(channel_run, index)
         record = _metrics(folder)
         assert record["flops"] == dense_flops
-        assert record["file_bytes"] == (folder / "ticket.lst").stat().st_size
+        assert record["file_bytes"] == (folder / TICKET_FILE).stat().st_size
         assert record["params_total"] == sum(p.numel() for part in (model.encoder, model.decoder) for p in part.parameters())
         assert record["weight_sparsity"] >= record["channel_sparsity"] * (index > 0)
         assert (record["flops_kept"] < record["flops"]) == (index > 0)
