@@ -190,10 +190,8 @@ def test_the_wandb_artifact_holds_the_whole_ticket(recorded: Recorded, tmp_path:
 
 
 # -------------------------------------------------------------- old run folders
-def test_a_folder_written_the_old_way_loads_and_resumes(recorded: Recorded, tmp_path: Path) -> None:
-    run_dir = tmp_path / "old"
-    shutil.copytree(recorded.run_dir, run_dir)
-    _write_old_way(run_dir)
+def _assert_reads_as_recorded(run_dir: Path, recorded: Recorded) -> None:
+    """Every round of an old-layout ``run_dir`` (no current ticket file) and its rewind point load as recorded."""
     for index, (weights, masks) in recorded.saved.items():
         ticket = round_dir(run_dir, index)
         assert not (ticket / TICKET_FILE).exists()
@@ -204,34 +202,34 @@ def test_a_folder_written_the_old_way_loads_and_resumes(recorded: Recorded, tmp_
         model, _ = load_ticket(ticket)
         assert_ticket_equal(trainable_state(model), weights, masks)
     assert_ticket_equal(load_rewind_point(run_dir), recorded.rewind_point, {})
+
+
+def _assert_resumes_as_recorded(run_dir: Path, recorded: Recorded) -> None:
+    """Resuming ``run_dir`` for 2 rounds starts round 2 from round 1's recorded weights, masks and rewind point."""
     index, state, rewind_point = _resume(run_dir, rounds=2)
     assert index == 2
     assert_ticket_equal(state.final_weights, *recorded.saved[1])
     assert_masks_equal(state.masks, recorded.saved[1][1])
     assert_ticket_equal(rewind_point, recorded.rewind_point, {})
+
+
+def test_a_folder_written_the_old_way_loads_and_resumes(recorded: Recorded, tmp_path: Path) -> None:
+    run_dir = tmp_path / "old"
+    shutil.copytree(recorded.run_dir, run_dir)
+    _write_old_way(run_dir)
+    _assert_reads_as_recorded(run_dir, recorded)
+    _assert_resumes_as_recorded(run_dir, recorded)
 
 
 def test_a_folder_written_before_safetensors_loads_resumes_and_reports(recorded: Recorded, tmp_path: Path) -> None:
     run_dir = tmp_path / "lst"
     shutil.copytree(recorded.run_dir, run_dir)
     _write_lst_way(run_dir)
-    for index, (weights, masks) in recorded.saved.items():
-        ticket = round_dir(run_dir, index)
-        assert {p.name for p in ticket.iterdir()} >= {LST_TICKET_FILE} and not (ticket / TICKET_FILE).exists()
-        loaded, loaded_masks = load_round(ticket)
-        assert_ticket_equal(loaded, weights, masks)
-        assert_masks_equal(loaded_masks, masks)
-        assert_masks_equal(load_round_masks(ticket), masks)
-        model, _ = load_ticket(ticket)
-        assert_ticket_equal(trainable_state(model), weights, masks)
-    assert_ticket_equal(load_rewind_point(run_dir), recorded.rewind_point, {})
+    assert all((round_dir(run_dir, index) / LST_TICKET_FILE).is_file() for index in recorded.saved)
+    _assert_reads_as_recorded(run_dir, recorded)
     write_report([run_dir], tmp_path / "report")
     assert (tmp_path / "report" / "report.json").is_file()
-    index, state, rewind_point = _resume(run_dir, rounds=2)
-    assert index == 2
-    assert_ticket_equal(state.final_weights, *recorded.saved[1])
-    assert_masks_equal(state.masks, recorded.saved[1][1])
-    assert_ticket_equal(rewind_point, recorded.rewind_point, {})
+    _assert_resumes_as_recorded(run_dir, recorded)
 
 
 def test_an_old_mask_file_of_something_else_is_refused(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,18 +61,22 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     return found
 
 
+def sample_cases(multiple: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, float]]:
+    """(size, content, style, alpha) of every sample pair at both sizes, the first pair at alpha 1, the second at 0.6."""
+    for size in SIZES:
+        for (content_name, style_name), alpha in zip(PAIRS, (1.0, 0.6)):
+            yield size, sample_image("content", content_name, size, multiple), sample_image("style", style_name, size, multiple), alpha
+
+
 def max_diff_on_samples(model, reference) -> float:
     """The largest max abs diff of ``model`` against ``reference`` over the sample pairs, both sizes, alpha 1 and 0.6."""
     worst = 0.0
-    for size in SIZES:
-        for (content_name, style_name), alpha in zip(PAIRS, (1.0, 0.6)):
-            content = sample_image("content", content_name, size, reference.size_multiple)
-            style = sample_image("style", style_name, size, reference.size_multiple)
-            with torch.inference_mode():
-                expected = reference.stylize(content, style, alpha=alpha)
-                got = model.stylize(content, style, alpha=alpha)
-            assert got.shape == expected.shape == content.shape
-            worst = max(worst, (got - expected).abs().max().item())
+    for _, content, style, alpha in sample_cases(reference.size_multiple):
+        with torch.inference_mode():
+            expected = reference.stylize(content, style, alpha=alpha)
+            got = model.stylize(content, style, alpha=alpha)
+        assert got.shape == expected.shape == content.shape
+        worst = max(worst, (got - expected).abs().max().item())
     return worst
 
 
@@ -156,14 +161,11 @@ def test_export_slim_onnx_runs_in_onnx_runtime_as_the_masked_ticket_at_two_sizes
     session = onnx_session(path)
     slim_params = parameter_counts(slim_ticket(ticket).model)["params_total"]
     assert 4 * slim_params <= path.stat().st_size < 4 * parameter_counts(masked)["params_total"]  # fp32 weights
-    for size in SIZES:
-        for (content_name, style_name), alpha in zip(PAIRS, (1.0, 0.6)):
-            content = sample_image("content", content_name, size, masked.size_multiple)
-            style = sample_image("style", style_name, size, masked.size_multiple)
-            with torch.inference_mode():
-                expected = masked.stylize(content, style, alpha=alpha)
-            diff = (onnx_stylize(session, content, style, alpha) - expected).abs().max().item()
-            assert diff <= TOLERANCE, f"{name}, {size} px, alpha {alpha}: max abs diff {diff:.2e}"
+    for size, content, style, alpha in sample_cases(masked.size_multiple):
+        with torch.inference_mode():
+            expected = masked.stylize(content, style, alpha=alpha)
+        diff = (onnx_stylize(session, content, style, alpha) - expected).abs().max().item()
+        assert diff <= TOLERANCE, f"{name}, {size} px, alpha {alpha}: max abs diff {diff:.2e}"
 
 
 # ------------------------------------------------------------------ refusals

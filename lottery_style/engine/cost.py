@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
-from lottery_style.models.base import StyleTransferModule
+from lottery_style.models.base import StyleTransferModule, Stylizer
 
 
 @torch.no_grad()
@@ -34,17 +34,6 @@ def counted_flops(forward: Callable[[], Any]) -> int:
     with counter:
         forward()
     return counter.get_total_flops()
-
-
-class _Stylize(nn.Module):
-    """``model.stylize`` as a forward, for :func:`torch.func.functional_call` (which calls ``forward``)."""
-
-    def __init__(self, model: StyleTransferModule):
-        super().__init__()
-        self.model = model
-
-    def forward(self, content: Tensor, style: Tensor) -> Tensor:
-        return self.model.stylize(content, style)
 
 
 def stylization_flops(
@@ -66,7 +55,7 @@ def stylization_flops(
             if state is None:
                 return counted_flops(lambda: model.stylize(content, style))
             swapped = {f"model.{name}": tensor.to(device) for name, tensor in state.items()}
-            return counted_flops(lambda: functional_call(_Stylize(model), swapped, (content, style), strict=False))
+            return counted_flops(lambda: functional_call(Stylizer(model), swapped, (content, style), strict=False))
     finally:
         model.train(was_training)
 

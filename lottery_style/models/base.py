@@ -299,3 +299,15 @@ class StyleTransferModule(LightningModule):
         """Per-pair values (each ``[B]``) of the metrics this architecture contributes, each declared with
         ``core.metrics.register_metric``; none by default."""
         return {}
+
+
+class Stylizer(nn.Module):
+    """``model.stylize`` as a module's forward, for tools that call ``forward``: torch's ONNX exporter (alpha
+    as a tensor input) and :func:`torch.func.functional_call` (FLOPs with a slim model's weights swapped in)."""
+
+    def __init__(self, model: StyleTransferModule):
+        super().__init__()
+        self.model = model
+
+    def forward(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
+        return self.model.stylize(content, style, alpha)

@@ -34,11 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
 
 from lottery_style.core.atomic import atomic_write_bytes
 from lottery_style.core.extras import installed, not_installed
-from lottery_style.models.base import StyleTransferModule
+from lottery_style.models.base import Stylizer
 from lottery_style.tickets.loading import TicketError, load_ticket
 from lottery_style.tools.slim import slim_ticket
 
@@ -46,17 +45,6 @@ INPUTS = ("content", "style", "alpha")
 OUTPUT = "stylized"
 DEPLOY_MODULES = ("onnx", "onnxscript")  # what torch.onnx.export(dynamo=True) imports; the deploy extra has them
 EXAMPLE_SIDES = ((5, 6), (4, 7))  # content's and style's (H, W) in size multiples: unequal, see the module doc
-
-
-class Stylizer(nn.Module):
-    """``model.stylize`` as a module whose forward takes alpha as a tensor: the graph's three inputs."""
-
-    def __init__(self, model: StyleTransferModule):
-        super().__init__()
-        self.model = model
-
-    def forward(self, content: Tensor, style: Tensor, alpha: Tensor) -> Tensor:
-        return self.model.stylize(content, style, alpha)
 
 
 @dataclass(frozen=True)
