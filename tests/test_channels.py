@@ -27,6 +27,7 @@ from lottery_style.pruning.early_bird import EarlyBird
 from lottery_style.pruning.slimming import narrow_convs, slim_state
 from lottery_style.tickets.paths import INSTABILITY_SUMMARY, TICKET_FILE, round_dir
 from lottery_style.tickets.storage import load_round
+from lottery_style.tools.report import error_figure, load_runs
 from tests.conftest import TINY, compose_train, tiny_model
 
 CHANNEL = ["pruning.granularity=channel"]
@@ -254,6 +255,11 @@ def test_every_method_finishes_at_channel_granularity_with_the_scheduled_channel
 def test_the_instability_analysis_runs_on_channel_masks(channel_run: Path) -> None:
     records = json.loads((channel_run / "branches" / "instability" / INSTABILITY_SUMMARY).read_text())
     assert [r["sparsity"] for r in records] == [_metrics(round_dir(channel_run, i))["sparsity"] for i in range(3)]
+
+
+def test_the_report_axis_of_a_channel_run_counts_channels(channel_run: Path) -> None:
+    imp = load_runs([channel_run])[:1]
+    assert error_figure({"imp": imp}).axes[0].get_xlabel() == "channels remaining (%, log scale)"
 
 
 def test_every_round_records_its_cost_and_both_sparsities(channel_run: Path) -> None:

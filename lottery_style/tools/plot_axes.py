@@ -85,8 +85,8 @@ def points_axis(axis: Axes, ticks: Iterable[float], label: str) -> None:
     axis.set_xlabel(label)
 
 
-def remaining_axis(axis: Axes, sparsities: Iterable[float]) -> None:
-    """The field's x axis: weights remaining (%) on a log scale, decreasing to the right, the schedule's points
+def remaining_axis(axis: Axes, sparsities: Iterable[float], unit: str = "weights") -> None:
+    """The field's x axis: ``unit`` remaining (%) on a log scale, decreasing to the right, the schedule's points
     (100, 80, 64, 51.2, ...) as its ticks (:func:`points_axis`), so the high sparsities where tickets and controls
-    part stay readable."""
-    points_axis(axis, {round(remaining(s), 6) for s in sparsities}, "weights remaining (%, log scale)")
+    part stay readable. ``unit`` names what the sparsity counts: a channel ticket's schedule counts channels."""
+    points_axis(axis, {round(remaining(s), 6) for s in sparsities}, f"{unit} remaining (%, log scale)")

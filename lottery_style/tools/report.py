@@ -357,6 +357,14 @@ def extreme_sparsity(runs: Sequence[Run]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- figures
+def pruned_unit(runs: Sequence[Run]) -> str:
+    """What the runs' sparsity counts, for an axis label: a channel ticket's schedule counts channels, not weights."""
+    granularities = {run.rows[0].get("granularity", "weight") for run in runs}
+    return {frozenset({"weight"}): "weights", frozenset({"channel"}): "channels"}.get(
+        frozenset(granularities), "weights or channels"
+    )
+
+
 def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = ("E",), title: str = "") -> Figure:
     """One panel per metric against weights remaining (:func:`remaining_axis`): a line per series (mean over its n
     seeds, shaded +-std), the dense round 0 (mean over every run) dashed, and each series' extreme sparsity
@@ -365,6 +373,7 @@ def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = 
     figure = Figure(figsize=(5.5 * len(metrics), 4), layout="constrained")
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
     sparsities = [row["sparsity"] for runs in methods.values() for run in runs for row in run.rows]
+    unit = pruned_unit([run for runs in methods.values() for run in runs])
     for axis, metric in zip(axes, metrics):
         dense = [run.rows[0][metric] for runs in methods.values() for run in runs]
         axis.axhline(statistics.fmean(dense), color="black", linestyle="--", linewidth=1, label="dense (round 0)")
@@ -387,7 +396,7 @@ def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = 
             if extreme > 0:
                 axis.axvline(remaining(extreme), color=line.get_color(), linestyle=":", linewidth=1,
                              label=f"{method} extreme: {100 * extreme:.1f}% sparse")  # fmt: skip
-        remaining_axis(axis, sparsities)
+        remaining_axis(axis, sparsities, unit)
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
