@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,8 @@ from lottery_style.pruning.early_bird import EarlyBird
 from lottery_style.pruning.slimming import narrow_convs, slim_state
 from lottery_style.tickets.paths import INSTABILITY_SUMMARY, TICKET_FILE, round_dir
 from lottery_style.tickets.storage import load_round
-from lottery_style.tools.report import error_figure, load_runs
+from lottery_style.tools.report import error_figure, load_runs, pruned_unit
+from lottery_style.tools.report_instability import instability_figure, instability_records
 from tests.conftest import TINY, compose_train, tiny_model
 
 CHANNEL = ["pruning.granularity=channel"]
@@ -259,7 +261,12 @@ def test_the_instability_analysis_runs_on_channel_masks(channel_run: Path) -> No
 
 def test_the_report_axis_of_a_channel_run_counts_channels(channel_run: Path) -> None:
     imp = load_runs([channel_run])[:1]
-    assert error_figure({"imp": imp}).axes[0].get_xlabel() == "channels remaining (%, log scale)"
+    as_weights = replace(imp[0], rows=[{**row, "granularity": "weight"} for row in imp[0].rows])
+    for runs, unit in ((imp, "channels"), ([as_weights], "weights"), ([*imp, as_weights], "weights or channels")):
+        assert pruned_unit(runs) == unit
+        assert error_figure({"imp": runs}).axes[0].get_xlabel() == f"{unit} remaining (%, log scale)"
+    by_sparsity = instability_figure(instability_records(imp), unit=pruned_unit(imp)).axes[0]
+    assert by_sparsity.get_xlabel() == "channels remaining (%, log scale)"
 
 
 def test_every_round_records_its_cost_and_both_sparsities(channel_run: Path) -> None:

@@ -359,14 +359,14 @@ def extreme_sparsity(runs: Sequence[Run]) -> dict[str, Any]:
 # ---------------------------------------------------------------- figures
 def pruned_unit(runs: Sequence[Run]) -> str:
     """What the runs' sparsity counts, for an axis label: a channel ticket's schedule counts channels, not weights."""
-    granularities = {run.rows[0].get("granularity", "weight") for run in runs}
-    return {frozenset({"weight"}): "weights", frozenset({"channel"}): "channels"}.get(
-        frozenset(granularities), "weights or channels"
-    )
+    granularities = {run.rows[0]["granularity"] for run in runs}  # recorded by report_cost.round_cost
+    if len(granularities) > 1:
+        return "weights or channels"
+    return "channels" if granularities == {"channel"} else "weights"
 
 
 def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = ("E",), title: str = "") -> Figure:
-    """One panel per metric against weights remaining (:func:`remaining_axis`): a line per series (mean over its n
+    """One panel per metric against weights (or channels, :func:`pruned_unit`) remaining (:func:`remaining_axis`): a line per series (mean over its n
     seeds, shaded +-std), the dense round 0 (mean over every run) dashed, and each series' extreme sparsity
     across seeds (:func:`replicate_verdict`) as a dotted line in its colour. Sparsities only some of a series'
     seeds reached continue its line dashed with hollow markers, labelled as not judged."""
@@ -548,7 +548,7 @@ def _instability_section(model: str, runs: Sequence[Run], out_dir: Path, numbers
     if not records:
         return ""
     path = out_dir / f"instability-{model}.png"
-    atomic_savefig(instability_figure(records, f"{model}: instability (linear mode connectivity)"), path)
+    atomic_savefig(instability_figure(records, f"{model}: instability (linear mode connectivity)", pruned_unit(runs)), path)
     numbers["instability"] = records  # beside the series labels, none of which is "instability"
     return (f"<h3>Instability analysis (Frankle et al. 2020): error barrier between two copies</h3>"
             f"{_image(path, path.name)}{_table(INSTABILITY_HEADER, instability_cells(records))}")  # fmt: skip

@@ -30,15 +30,16 @@ def instability_records(runs: Sequence[Run]) -> list[dict[str, Any]]:
     return records
 
 
-def instability_figure(records: Sequence[dict[str, Any]], title: str = "") -> Figure:
-    """Three panels: barrier vs weights remaining (a line per k), barrier vs k (a line per round), E along the path."""
+def instability_figure(records: Sequence[dict[str, Any]], title: str = "", unit: str = "weights") -> Figure:
+    """Three panels: barrier vs ``unit`` (weights or channels) remaining (a line per k), barrier vs k (a line per
+    round), E along the path."""
     figure = Figure(figsize=(16, 4), layout="constrained")
     by_sparsity, by_k, path = figure.subplots(1, 3)
     steps = sorted({r["rewind_step"] for r in records})
     for k in steps:
         chosen = sorted((r for r in records if r["rewind_step"] == k), key=lambda r: r["sparsity"])
         by_sparsity.plot([remaining(r["sparsity"]) for r in chosen], [r["barrier"] for r in chosen], marker="o", label=f"k={k}")
-    remaining_axis(by_sparsity, [r["sparsity"] for r in records])
+    remaining_axis(by_sparsity, [r["sparsity"] for r in records], unit)
     by_sparsity.set(ylabel="error barrier (E)", title="barrier vs sparsity")
     for index in sorted({r["round"] for r in records}):
         chosen = sorted((r for r in records if r["round"] == index), key=lambda r: r["rewind_step"])
