@@ -16,10 +16,11 @@ SCHEDULE = [1 - 0.8**r for r in range(ROUNDS + 1)]
 
 
 def run(method: str, seed: int, matching_rounds: int) -> Run:
-    """Records of a finished run: E rises by 1 per round past its last matching one (dense E = 10)."""
+    """Records of a finished run as the report loads them (weight granularity): E rises by 1 per round past its
+    last matching one (dense E = 10)."""
     rows = [
         {"round": r, "sparsity": s, "E": 10.0 + max(0, r - matching_rounds) + 0.1 * seed, "E_content": 1.0,
-         "E_style": 9.0, "matching": r <= matching_rounds}
+         "E_style": 9.0, "matching": r <= matching_rounds, "granularity": "weight"}
         for r, s in enumerate(SCHEDULE)
     ]  # fmt: skip
     return Run(path=Path(f"/runs/{method}/{seed}"), model="adain", method=method, seed=seed, identity={"seed": seed},
@@ -62,8 +63,8 @@ def test_every_series_its_dense_line_and_its_extreme_sparsity_are_in_the_legend(
 def schedule_run(method: str, rate: float, rounds: int) -> Run:
     """A run pruning ``rate`` per round: its sparsities are another schedule's ticks."""
     sparsities = [1 - (1 - rate) ** r for r in range(rounds + 1)]
-    rows = [{"round": r, "sparsity": s, "E": 10.0 + r, "E_content": 1.0, "E_style": 9.0, "matching": r <= 1}
-            for r, s in enumerate(sparsities)]  # fmt: skip
+    rows = [{"round": r, "sparsity": s, "E": 10.0 + r, "E_content": 1.0, "E_style": 9.0, "matching": r <= 1,
+             "granularity": "weight"} for r, s in enumerate(sparsities)]  # fmt: skip
     return Run(path=Path(f"/runs/{method}"), model="adain", method=method, seed=0, identity={"seed": 0}, rows=rows)
 
 
