@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lottery_style.core.config import Granularity
 from lottery_style.pruning.masks import Masks, _check_matching, _prune_by, random_prune_like
 from lottery_style.pruning.pruner import Pruner
 from lottery_style.pruning.slimming import slim_state
@@ -193,7 +194,7 @@ class ChannelPruner(Pruner):
     def record(self, masks: Masks) -> dict[str, Any]:
         """Channel sparsity (the rate's unit) and weight sparsity (with the dead input slices)."""
         return {
-            "granularity": "channel",
+            "granularity": Granularity.channel.value,
             "channel_sparsity": self.sparsity(masks),
             "weight_sparsity": self.layout.weight_sparsity(masks),
             "channels_kept": {name: int(kept.count_nonzero()) for name, kept in self._checked(masks).items()},

@@ -55,7 +55,7 @@ from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from lottery_style.core.atomic import atomic_savefig, atomic_write_json, atomic_write_text
-from lottery_style.core.config import PARTS, ConfigError, part_of
+from lottery_style.core.config import PARTS, ConfigError, Granularity, part_of
 from lottery_style.core.metrics import METRICS, Metric
 from lottery_style.engine.extensions import load_extensions
 from lottery_style.engine.methods.imp import IMP
@@ -357,19 +357,22 @@ def extreme_sparsity(runs: Sequence[Run]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- figures
+# What an axis calls the units a run's sparsity counts, per granularity (report_cost.round_cost records it).
+UNIT_NOUNS = {Granularity.weight.value: "weights", Granularity.channel.value: "channels"}
+
+
 def pruned_unit(runs: Sequence[Run]) -> str:
-    """What the runs' sparsity counts, for an axis label: a channel ticket's schedule counts channels, not weights."""
-    granularities = {run.rows[0]["granularity"] for run in runs}  # recorded by report_cost.round_cost
-    if len(granularities) > 1:
-        return "weights or channels"
-    return "channels" if granularities == {"channel"} else "weights"
+    """What the runs' sparsity counts, for an axis label: a channel ticket's schedule counts channels, not weights
+    ("weights or channels" when the runs mix both)."""
+    return " or ".join(sorted({UNIT_NOUNS[run.rows[0]["granularity"]] for run in runs}, reverse=True))
 
 
 def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = ("E",), title: str = "") -> Figure:
-    """One panel per metric against weights (or channels, :func:`pruned_unit`) remaining (:func:`remaining_axis`): a line per series (mean over its n
-    seeds, shaded +-std), the dense round 0 (mean over every run) dashed, and each series' extreme sparsity
-    across seeds (:func:`replicate_verdict`) as a dotted line in its colour. Sparsities only some of a series'
-    seeds reached continue its line dashed with hollow markers, labelled as not judged."""
+    """One panel per metric against weights (or channels, :func:`pruned_unit`) remaining (:func:`remaining_axis`):
+    a line per series (mean over its n seeds, shaded +-std), the dense round 0 (mean over every run) dashed, and
+    each series' extreme sparsity across seeds (:func:`replicate_verdict`) as a dotted line in its colour.
+    Sparsities only some of a series' seeds reached continue its line dashed with hollow markers, labelled as not
+    judged."""
     figure = Figure(figsize=(5.5 * len(metrics), 4), layout="constrained")
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
     sparsities = [row["sparsity"] for runs in methods.values() for run in runs for row in run.rows]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
 
+from lottery_style.core.config import Granularity
 from lottery_style.core.metrics import METRICS
 from lottery_style.tools.plot_axes import points_axis
 
@@ -41,7 +42,7 @@ def round_cost(metrics: Mapping[str, Any]) -> dict[str, Any]:
     cost: dict[str, Any] = {key: metrics[key] for key in RECORDED if metrics.get(key) is not None}
     if "flops" in cost and "flops_kept" in cost:
         cost["flops_ratio"] = cost["flops_kept"] / cost["flops"]
-    return {**cost, "granularity": metrics.get("granularity", "weight")}
+    return {**cost, "granularity": metrics.get("granularity", Granularity.weight.value)}
 
 
 def missing_cost(runs: Sequence[Run]) -> str | None:
