@@ -358,13 +358,14 @@ def extreme_sparsity(runs: Sequence[Run]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- figures
 # What an axis calls the units a run's sparsity counts, per granularity (report_cost.round_cost records it).
-UNIT_NOUNS = {Granularity.weight.value: "weights", Granularity.channel.value: "channels"}
+UNIT_NOUNS = {Granularity.weight: "weights", Granularity.channel: "channels"}
 
 
 def pruned_unit(runs: Sequence[Run]) -> str:
     """What the runs' sparsity counts, for an axis label: a channel ticket's schedule counts channels, not weights
-    ("weights or channels" when the runs mix both)."""
-    return " or ".join(sorted({UNIT_NOUNS[run.rows[0]["granularity"]] for run in runs}, reverse=True))
+    ("weights or channels" when the runs mix both, in the enum's order)."""
+    recorded = {Granularity(run.rows[0]["granularity"]) for run in runs}
+    return " or ".join(noun for granularity, noun in UNIT_NOUNS.items() if granularity in recorded)
 
 
 def error_figure(methods: Mapping[str, Sequence[Run]], metrics: Sequence[str] = ("E",), title: str = "") -> Figure:
