@@ -1,12 +1,14 @@
-"""AdaIN: the transform's statistics, the decoder's output size and overfitting with and without "+"."""
+"""AdaIN: the transform's statistics, the decoder's output size, overfitting with and without "+", shallower levels."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lottery_style.models.components.stats import adain, mean_std
-from tests.conftest import overfit, tiny_model
+from lottery_style.models.components.decoder import MirrorDecoder
+from lottery_style.models.components.stats import adain, mean_std, mean_std_loss, mse_per_sample
+from lottery_style.models.components.vgg import WeightsError
+from tests.conftest import count, overfit, tiny_model
 
 
 def test_adain_output_has_the_style_statistics() -> None:
@@ -48,3 +50,26 @@ def test_overfitting_one_batch_lowers_the_loss(train_encoder: bool) -> None:
     assert (model.loss_net is not None) == train_encoder
     for key, value in loss_vgg_before.items():
         assert torch.equal(value, loss_vgg.state_dict()[key]), key
+
+
+def test_a_shallower_level_transforms_decodes_and_compares_content_there() -> None:
+    """model.level=2: the encoder stops at relu2_1 (128 channels), the decoder is relu2_1's mirror, the content
+    term compares the output's relu2_1 with the AdaIN target there and the style term covers relu1_1..relu3_1."""
+    model = tiny_model("adain", level=2, style_levels=3)
+    torch.manual_seed(2)
+    content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    assert [f.shape[1] for f in model.encoder(content)] == [64, 128]
+    assert count(model.decoder) == count(MirrorDecoder(level=2)) == 112_451
+    assert model.stylize(content, style).shape == content.shape
+    result = model.losses(content, style)
+    out_feats, content_feats, style_feats = (model.loss_net(x) for x in (result.stylized, content, style))
+    assert len(out_feats) == 3  # the loss VGG goes to relu3_1 for the style term
+    expected_content = mse_per_sample(out_feats[1], adain(content_feats[1], style_feats[1]))
+    torch.testing.assert_close(result.terms["content"], expected_content, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(result.terms["style"], mean_std_loss(out_feats, style_feats), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(result.terms["style"], mean_std_loss(out_feats[:2], style_feats[:2]))
+
+
+def test_the_reference_decoder_file_is_refused_below_relu4_1(tmp_path) -> None:
+    with pytest.raises(WeightsError, match=r"^model\.decoder\.path=.*no reference releases this part"):
+        tiny_model("adain", level=2, decoder={"path": str(tmp_path / "decoder.pth")})

@@ -1,4 +1,4 @@
-"""AdaIN (Huang & Belongie 2017): a parameter-free transform at relu4_1 (docs/architectures.md, AdaIN)."""
+"""AdaIN (Huang & Belongie 2017): a parameter-free transform at relu4_1, or a shallower level (docs/architectures.md, AdaIN)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,35 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from lottery_style.core.config import ModelConfig, option
+from lottery_style.core.config import ModelConfig, Range, option
 from lottery_style.models.base import Losses, StyleTransferModule
+from lottery_style.models.components.decoder import PLAN_START, MirrorDecoder
+from lottery_style.models.components.released import ReferenceLayout
 from lottery_style.models.components.stats import adain, mean_std_loss, mse_per_sample
 from lottery_style.models.registry import register_model
+
+# The level of the paper's AdaIN and of the reference's released decoder.
+PAPER_LEVEL = 4
 
 
 @dataclass
 class AdaINLossWeights:
-    content: float = option(1.0, help="output's relu4_1 features vs the AdaIN target (MSE)")
-    style: float = option(10.0, help="mean and std of the output's relu1_1..relu4_1 features vs the style's")
+    content: float = option(1.0, help="output's features at the transform's level vs the AdaIN target (MSE)")
+    style: float = option(10.0, help="mean and std of the output's relu1_1..relu{style_levels}_1 features vs the style's")
 
 
 @dataclass
 class AdaINConfig(ModelConfig):
+    level: int = option(
+        PAPER_LEVEL,
+        help="the VGG level it transforms at: the encoder stops and the decoder starts at relu{level}_1 (the paper's 4)",
+        valid=Range(choices=tuple(sorted(PLAN_START))),
+    )
+    style_levels: int = option(
+        PAPER_LEVEL,
+        help="the style loss compares relu1_1..relu{style_levels}_1 (the paper's 4)",
+        valid=Range(choices=tuple(sorted(PLAN_START))),
+    )
     loss_weights: AdaINLossWeights = option(factory=AdaINLossWeights, help="weight of each loss term")
 
 
@@ -36,6 +51,21 @@ class AdaIN(StyleTransferModule):
 
     reference_decoder = "naoto0804/pytorch-AdaIN decoder.pth"
 
+    @property
+    def encoder_depth(self) -> int:  # type: ignore[override]  # depends on the configured level
+        return int(self.cfg.level)
+
+    @property
+    def loss_depth(self) -> int:  # type: ignore[override]  # the content term needs the level, the style term its levels
+        return max(int(self.cfg.level), int(self.cfg.style_levels))
+
+    def build_decoder(self) -> nn.Module:
+        return MirrorDecoder(level=self.encoder_depth)
+
+    def reference_layout(self, part: str) -> ReferenceLayout | None:
+        """The reference releases a decoder for relu4_1 only."""
+        return super().reference_layout(part) if self.encoder_depth == PAPER_LEVEL else None
+
     def build_transform(self) -> nn.Module:
         return nn.ModuleDict()  # parameter-free
 
@@ -45,6 +75,7 @@ class AdaIN(StyleTransferModule):
         return self.decoder(alpha * t + (1 - alpha) * content_feat)
 
     def losses(self, content: Tensor, style: Tensor) -> Losses:
+        level, style_levels = self.encoder_depth, int(self.cfg.style_levels)
         style_feats = self.encoder(style)
         t = adain(self.encoder(content)[-1], style_feats[-1])
         stylized = self.decoder(t)
@@ -54,9 +85,9 @@ class AdaIN(StyleTransferModule):
         else:
             with torch.no_grad():
                 target_style = self.loss_net(style)
-                target_t = adain(self.loss_net(content)[-1], target_style[-1])
+                target_t = adain(self.loss_net(content)[level - 1], target_style[level - 1])
         terms = {
-            "content": mse_per_sample(out_feats[-1], target_t),
-            "style": mean_std_loss(out_feats, target_style),
+            "content": mse_per_sample(out_feats[level - 1], target_t),
+            "style": mean_std_loss(out_feats[:style_levels], target_style[:style_levels]),
         }
         return Losses(terms=terms, stylized=stylized)
