@@ -18,7 +18,7 @@ from lottery_style.tickets.storage import load_round
 from tests.conftest import TINY, Crash, compose_train, crashing_run
 
 QUICKSTART_DIR = "outputs/quickstart/adain-imp-39e2bc60"  # changes only on purpose: it renames every run folder
-QUICKSTART_PRESET_DIR = "outputs/quickstart/adain-imp-6b755947"  # the README's `experiment=quickstart`
+QUICKSTART_PRESET_DIR = "outputs/quickstart/adain-imp-6e47a9cd"  # the README's `experiment=quickstart`
 
 
 def run_dir_name(overrides: list[str]) -> str:
