@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from lottery_style.core.config import ModelConfig, Range, option
@@ -51,13 +52,18 @@ class AdaIN(StyleTransferModule):
 
     reference_decoder = "naoto0804/pytorch-AdaIN decoder.pth"
 
+    def _level_option(self, key: str) -> int:
+        """``model.level`` or ``model.style_levels``; a subclass registered with a config of its own that lacks
+        them (docs/extending.md) gets the paper's level."""
+        return int(OmegaConf.select(self.cfg, key, default=PAPER_LEVEL))
+
     @property
     def encoder_depth(self) -> int:  # type: ignore[override]  # depends on the configured level
-        return int(self.cfg.level)
+        return self._level_option("level")
 
     @property
     def loss_depth(self) -> int:  # type: ignore[override]  # the content term needs the level, the style term its levels
-        return max(int(self.cfg.level), int(self.cfg.style_levels))
+        return max(self.encoder_depth, self._level_option("style_levels"))
 
     def build_decoder(self) -> nn.Module:
         return MirrorDecoder(level=self.encoder_depth)
@@ -75,7 +81,7 @@ class AdaIN(StyleTransferModule):
         return self.decoder(alpha * t + (1 - alpha) * content_feat)
 
     def losses(self, content: Tensor, style: Tensor) -> Losses:
-        level, style_levels = self.encoder_depth, int(self.cfg.style_levels)
+        level, style_levels = self.encoder_depth, self._level_option("style_levels")
         style_feats = self.encoder(style)
         t = adain(self.encoder(content)[-1], style_feats[-1])
         stylized = self.decoder(t)
