@@ -87,11 +87,15 @@ class AdaIN(StyleTransferModule):
         stylized = self.decoder(t)
         out_feats = self.loss_features(stylized)
         if self.loss_net is None:
-            target_t, target_style = t.detach(), [f.detach() for f in style_feats]
+            target_style = [f.detach() for f in style_feats]
         else:
             with torch.no_grad():
                 target_style = self.loss_net(style)
+        if self.cfg.train_encoder:  # a target of the frozen loss VGG, not of the encoder being trained
+            with torch.no_grad():
                 target_t = adain(self.loss_net(content)[level - 1], target_style[level - 1])
+        else:  # the frozen encoder holds the loss VGG's weights up to the level: its t is the target
+            target_t = t.detach()
         terms = {
             "content": mse_per_sample(out_feats[level - 1], target_t),
             "style": mean_std_loss(out_feats[:style_levels], target_style[:style_levels]),
